@@ -1,0 +1,78 @@
+"""One entry point from a ``--data`` value (a dataset name or a path) to a :class:`Dataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from vaekit.data._splits import check_split
+from vaekit.data.arrays import load_array
+from vaekit.data.dataset import Dataset
+from vaekit.data.digits import load_digits
+from vaekit.data.fashion_mnist import has_fashion_mnist, load_fashion_mnist
+from vaekit.data.image_folder import load_image_folder
+from vaekit.data.tables import load_csv
+from vaekit.errors import DataError
+
+__all__ = ["load_dataset", "DATASET_NAMES", "FILE_SUFFIXES"]
+
+#: Built-in dataset names (and aliases) -> canonical name.
+DATASET_NAMES: dict[str, str] = {
+    "fashion-mnist": "fashion-mnist",
+    "fashion_mnist": "fashion-mnist",
+    "fmnist": "fashion-mnist",
+    "digits": "digits",
+}
+
+#: File suffixes load_dataset reads.
+FILE_SUFFIXES = (".npy", ".npz", ".csv")
+
+_ACCEPTS = "--data takes fashion-mnist, digits, or a path to .npy/.npz/.csv/an image folder"
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    label_column: str | int | None = None,
+    image_size: Sequence[int] | None = None,
+) -> Dataset:
+    """Load the data a ``--data`` value names.
+
+    Arguments:
+        source: ``"fashion-mnist"`` (or ``"fashion_mnist"``, ``"fmnist"``), ``"digits"``,
+            or a path: ``.npy``/``.npz`` (:func:`load_array`), ``.csv`` (:func:`load_csv`),
+            or a directory, read as Fashion-MNIST when it holds its IDX files and as an
+            image folder (:func:`load_image_folder`) otherwise.
+        split: ``"train"``, ``"test"`` or ``"all"``. Built-in datasets and two-split
+            ``.npz`` archives have a test split; a single array, a CSV file or an image
+            folder is one set, returned for ``"train"``/``"all"`` and refused for ``"test"``.
+        data_dir: where Fashion-MNIST lives (see :func:`load_fashion_mnist`).
+        label_column: the CSV column holding class labels.
+        image_size: ``(H, W)`` to resize an image folder's images to.
+
+    Example:
+        >>> load_dataset("digits", split="test").x.shape
+        torch.Size([360, 1, 8, 8])
+    """
+    if isinstance(source, str) and source.strip().lower() in DATASET_NAMES:
+        name = DATASET_NAMES[source.strip().lower()]
+        if name == "fashion-mnist":
+            return load_fashion_mnist(split, data_dir)
+        return load_digits(split)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"no such file or directory: {path}; {_ACCEPTS}")
+    if path.is_dir():
+        if has_fashion_mnist(path):
+            return load_fashion_mnist(split, path)
+        check_split(split, ("train", "all"), f"image folder {path}")
+        return load_image_folder(path, image_size=image_size)
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        return load_array(path, split)
+    if suffix == ".csv":
+        check_split(split, ("train", "all"), f"CSV file {path}")
+        return load_csv(path, label_column=label_column)
+    raise DataError(f"cannot load {path}: unknown file type {suffix or '(no suffix)'!r}; {_ACCEPTS}")

@@ -1,0 +1,71 @@
+"""Posteriors, priors, likelihoods and flows, all ``torch.distributions`` objects."""
+
+from vaekit.distributions.discretized_logistic import DiscretizedLogistic
+from vaekit.distributions.flows import (
+    FLOW_POSTERIORS,
+    FlowDistribution,
+    IAFPosterior,
+    IAFTransform,
+    PlanarFlowPosterior,
+    PlanarTransform,
+    RadialFlowPosterior,
+    RadialTransform,
+)
+from vaekit.distributions.kl import kl_full_covariance_diagonal, kl_or_estimate, kl_per_dimension
+from vaekit.distributions.likelihoods import (
+    LIKELIHOODS,
+    BernoulliLikelihood,
+    DiscretizedLogisticLikelihood,
+    GaussianLikelihood,
+    LikelihoodHead,
+    make_likelihood,
+)
+from vaekit.distributions.point_mass import PointMass, PointMassPosterior, keep_top_k
+from vaekit.distributions.posteriors import (
+    DiagonalGaussianPosterior,
+    FullCovarianceGaussianPosterior,
+    scale_tril_from_parameters,
+)
+from vaekit.distributions.priors import StandardNormalPrior
+from vaekit.distributions.sampling import latent_code, sample_with_log_prob
+
+POSTERIORS = {
+    "diagonal": DiagonalGaussianPosterior,
+    "full_covariance": FullCovarianceGaussianPosterior,
+    "planar": PlanarFlowPosterior,
+    "radial": RadialFlowPosterior,
+    "iaf": IAFPosterior,
+    "point": PointMassPosterior,
+}
+"""Posterior heads by name: ``Head(in_features, latent_dim, **options)``. Flow posteriors add themselves here."""
+
+__all__ = [
+    "DiscretizedLogistic",
+    "FLOW_POSTERIORS",
+    "FlowDistribution",
+    "IAFPosterior",
+    "IAFTransform",
+    "PlanarFlowPosterior",
+    "PlanarTransform",
+    "RadialFlowPosterior",
+    "RadialTransform",
+    "kl_full_covariance_diagonal",
+    "kl_or_estimate",
+    "kl_per_dimension",
+    "LIKELIHOODS",
+    "BernoulliLikelihood",
+    "DiscretizedLogisticLikelihood",
+    "GaussianLikelihood",
+    "LikelihoodHead",
+    "make_likelihood",
+    "DiagonalGaussianPosterior",
+    "FullCovarianceGaussianPosterior",
+    "scale_tril_from_parameters",
+    "PointMass",
+    "PointMassPosterior",
+    "keep_top_k",
+    "StandardNormalPrior",
+    "latent_code",
+    "sample_with_log_prob",
+    "POSTERIORS",
+]

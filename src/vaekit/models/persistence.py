@@ -1,0 +1,85 @@
+"""Saving and loading models: safetensors weights + a JSON config. Nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vaekit._io import atomic_path, atomic_write_text
+from vaekit._version import __version__
+from vaekit.errors import CheckpointError, ConfigError
+from vaekit.models.model import LatentVariableModel
+
+__all__ = ["save_model", "load_model", "read_config", "load_weights", "WEIGHTS_FILE", "CONFIG_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def state_tensors(model: LatentVariableModel) -> dict[str, torch.Tensor]:
+    """The model's state as contiguous CPU tensors (safetensors refuses shared storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(state_tensors(model), str(tmp), metadata={"vaekit_version": __version__})
+    config = {**model.config, "vaekit_version": __version__}
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def read_config(directory: str | Path) -> dict:
+    """The JSON config of a saved model, with a clear error when it is missing or damaged."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no saved model in {directory}: {CONFIG_FILE} is missing (train one with `vaekit train` or model.save(dir))")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is damaged — retrain or restore it") from None
+    if not isinstance(config, dict) or "model" not in config or "input_shape" not in config:
+        raise CheckpointError(f"{path} is not a vaekit model config (it lacks 'model' or 'input_shape')")
+    return config
+
+
+def load_weights(model: LatentVariableModel, path: str | Path) -> None:
+    """Load safetensors weights into ``model``, refusing damaged or mismatched files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} is missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with") from None
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"{path} does not match the model in config.json ({first}); the files come from different runs") from None
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> LatentVariableModel:
+    """Rebuild a saved model from ``config.json`` and load ``model.safetensors``.
+
+    Example:
+        >>> model = load_model("runs/vae")  # doctest: +SKIP
+    """
+    from vaekit.models.registry import create
+
+    config = read_config(directory)
+    options = dict(config.get("options", {}))
+    common = {k: v for k, v in config.items() if k not in ("model", "options", "vaekit_version", "input_shape")}
+    try:
+        model = create(config["model"], input_shape=tuple(config["input_shape"]), **common, **options)
+    except ConfigError as e:
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this vaekit cannot build: {e}") from None
+    load_weights(model, Path(directory) / WEIGHTS_FILE)
+    return model.to(device).eval()

@@ -1,0 +1,159 @@
+"""The options every model shares, and the parts built from them (bodies, heads, prior)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from vaekit.distributions import POSTERIORS, StandardNormalPrior, make_likelihood
+from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodHead
+from vaekit.errors import ConfigError
+from vaekit.models.model import LatentVariableModel, Objective
+from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+
+__all__ = ["ModelSpec"]
+
+
+@dataclass
+class ModelSpec:
+    """Shared options: data shape, latent size, body and observation model.
+
+    Arguments:
+        input_shape: shape of one example: (C, H, W) for images, (M,) for vectors.
+        latent_dim: size of z.
+        likelihood: "bernoulli" (data in [0, 1]), "gaussian" or "logistic" (8-bit data).
+        likelihood_scale: σ of the Gaussian likelihood, a number or "learned".
+        arch: "mlp" (any data), "conv" (images), or "auto": conv for images (C, H, W)
+            of at least 8×8 pixels, MLP otherwise.
+        hidden_dims: MLP hidden sizes (the decoder mirrors them).
+        channels: convolution channels, each layer halving H and W.
+        num_classes: condition on one-hot labels with this many classes.
+        condition_dim: condition on a real vector of this size.
+    """
+
+    input_shape: tuple[int, ...]
+    latent_dim: int = 16
+    likelihood: str = "bernoulli"
+    likelihood_scale: float | str = "learned"
+    arch: str = "auto"
+    hidden_dims: tuple[int, ...] = (512, 512)
+    channels: tuple[int, ...] = (32, 64)
+    num_classes: int | None = None
+    condition_dim: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(s) for s in self.input_shape)
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        self.channels = tuple(int(c) for c in self.channels)
+        if not self.input_shape or any(s <= 0 for s in self.input_shape):
+            raise ConfigError(f"input_shape must be a tuple of positive sizes, got {self.input_shape}")
+        if int(self.latent_dim) != self.latent_dim or self.latent_dim <= 0:
+            raise ConfigError(f"latent_dim must be a positive integer, got {self.latent_dim}")
+        self.latent_dim = int(self.latent_dim)
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if self.likelihood_scale != "learned":
+            try:
+                scale = float(self.likelihood_scale)
+            except (TypeError, ValueError):
+                scale = -1.0
+            if not scale > 0:
+                raise ConfigError(f'likelihood_scale must be a positive number or "learned", got {self.likelihood_scale!r}')
+            self.likelihood_scale = scale
+        if self.arch == "auto":
+            self.arch = "conv" if len(self.input_shape) == 3 and min(self.input_shape[1:]) >= 8 else "mlp"
+        if self.arch not in ("mlp", "conv"):
+            raise ConfigError(f'unknown arch {self.arch!r}; choose "auto", "mlp" or "conv"')
+        if self.arch == "conv" and len(self.input_shape) != 3:
+            raise ConfigError(f'arch="conv" needs images of shape (C, H, W), got input_shape {self.input_shape}; use arch="mlp"')
+        if self.arch == "conv" and not self.channels:
+            raise ConfigError("arch='conv' needs at least one entry in channels")
+        if any(h <= 0 for h in self.hidden_dims) or any(c <= 0 for c in self.channels):
+            raise ConfigError("hidden_dims and channels must be positive sizes")
+        if self.num_classes is not None and self.condition_dim is not None:
+            raise ConfigError("give num_classes (labels) or condition_dim (vectors), not both")
+        for name in ("num_classes", "condition_dim"):
+            value = getattr(self, name)
+            if value is not None and (int(value) != value or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer, got {value}")
+
+    # -- derived sizes ------------------------------------------------------------------
+    @property
+    def num_inputs(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def condition_size(self) -> int:
+        return int(self.num_classes or self.condition_dim or 0)
+
+    def as_config(self) -> dict[str, Any]:
+        """JSON-ready common options."""
+        config = asdict(self)
+        config.pop("extra")
+        for key in ("input_shape", "hidden_dims", "channels"):
+            config[key] = list(config[key])
+        return config
+
+    # -- parts ----------------------------------------------------------------------------
+    def encoder(self) -> nn.Module:
+        """The encoder body chosen by ``arch``; ``.out_features`` is its feature size."""
+        if self.arch == "conv":
+            try:
+                return ConvEncoder(self.input_shape, self.channels)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        return MLPEncoder(self.num_inputs, self.hidden_dims)
+
+    def decoder(self, num_parameters: int, in_features: int | None = None) -> nn.Module:
+        """The decoder body: z (+ condition) to ``num_parameters`` raw values per observed value."""
+        in_features = (self.latent_dim + self.condition_size) if in_features is None else in_features
+        if self.arch == "conv":
+            return ConvDecoder(in_features, self.input_shape, num_parameters * self.input_shape[0], self.channels)
+        return MLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))
+
+    def likelihood_head(self) -> LikelihoodHead:
+        return make_likelihood(self.likelihood, self.input_shape, self.likelihood_scale)
+
+    def posterior_head(self, kind: str, in_features: int, **options: Any) -> nn.Module:
+        if kind not in POSTERIORS:
+            raise ConfigError(f"unknown posterior {kind!r}; choose one of {', '.join(POSTERIORS)}")
+        return POSTERIORS[kind](in_features, self.latent_dim, **options)
+
+    def build(
+        self,
+        objective: Objective,
+        *,
+        posterior: str | nn.Module = "diagonal",
+        prior: nn.Module | None | str = "standard_normal",
+        config: dict[str, Any] | None = None,
+        posterior_options: dict[str, Any] | None = None,
+    ) -> LatentVariableModel:
+        """Compose a model from this spec: bodies from ``arch``, the named (or given)
+        posterior head, a standard normal prior unless told otherwise, and ``objective``."""
+        encoder = self.encoder()
+        head_in = encoder.out_features + self.condition_size
+        if isinstance(posterior, str):
+            posterior = self.posterior_head(posterior, head_in, **(posterior_options or {}))
+        likelihood = self.likelihood_head()
+        if prior == "standard_normal":
+            prior = StandardNormalPrior(self.latent_dim)
+        return LatentVariableModel(
+            input_shape=self.input_shape,
+            latent_dim=self.latent_dim,
+            encoder=encoder,
+            posterior=posterior,
+            decoder=self.decoder(likelihood.num_parameters),
+            likelihood=likelihood,
+            prior=prior,
+            objective=objective,
+            num_classes=self.num_classes,
+            condition_dim=self.condition_dim,
+            config=config,
+        )
+
+
+

@@ -1,0 +1,101 @@
+"""Training checkpoints: model, optimiser, RNG and trainer state in ONE safetensors file.
+
+Tensors (weights, Adam moments, RNG states) are safetensors entries; everything else (the
+epoch, the step, the history, the optimiser's hyper-parameters) is JSON in the file's
+metadata. One file, written to a temporary name and renamed, so a kill -9 leaves either
+the previous checkpoint or the new one, never a mix. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from vaekit._io import atomic_path
+from vaekit.errors import CheckpointError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "CHECKPOINT_FILE"]
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any], generator: torch.Generator) -> None:
+    """Write the full training state atomically to ``path``."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.generator"] = generator.get_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    metadata = {"trainer": json.dumps(trainer_state), "optimizer": json.dumps(opt_meta), "format": "vaekit-checkpoint-1"}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_trainer_state(path: str | Path) -> dict[str, Any]:
+    """The trainer state (epoch, step, history, model config) of a checkpoint, without loading tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return json.loads(metadata["trainer"])
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
+    """Restore model, optimiser and RNG states from ``path``; return the trainer state."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
+    if metadata.get("format") != "vaekit-checkpoint-1":
+        raise CheckpointError(f"{path} is not a vaekit training checkpoint")
+    try:
+        trainer_state = json.loads(metadata["trainer"])
+        opt_meta = json.loads(metadata["optimizer"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} has damaged metadata ({e})") from None
+    device = next(model.parameters()).device
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]})") from None
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
+    for key, value in opt_meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.generator"])
+    if torch.cuda.is_available():
+        cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+    return trainer_state

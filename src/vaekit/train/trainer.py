@@ -1,0 +1,310 @@
+"""``vaekit.fit``: the training loop. Reads top to bottom: batch, loss, backward, step, log, checkpoint.
+
+Speed is designed in: the data sit in one tensor on the device and batches are slices of
+a permutation (no per-sample Dataset calls); loss terms are summed on the device and read
+back to the host only when the progress bar or the epoch record needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaekit._io import atomic_write_text
+from vaekit.data import Dataset, as_dataset, binarize, check_data, static_binarize
+from vaekit.errors import CheckpointError, ConfigError, NonFiniteLossError
+from vaekit.models.model import LatentVariableModel
+from vaekit.models.persistence import load_weights, save_model
+from vaekit.train.distributed import process_group_from_env
+from vaekit.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_trainer_state, save_checkpoint
+
+__all__ = ["fit", "FitResult", "resolve_device"]
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model (best on validation when there is one)."""
+
+    model: LatentVariableModel
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    out_dir: Path | None = None
+    stopped_early: bool = False
+
+
+class LastGoodState:
+    """In-place copies of every weight, buffer and optimiser tensor, to undo steps that went non-finite.
+
+    ``save`` refreshes the copies without allocating (after the first call), so taking one
+    every ``log_every`` steps costs a memcpy of the model and Adam state.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.copies: list[torch.Tensor] = []
+        self.save()
+
+    def _live(self) -> list[torch.Tensor]:
+        tensors = list(self.model.state_dict().values())
+        for state in self.optimizer.state.values():
+            tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
+        return tensors
+
+    @torch.no_grad()
+    def save(self) -> None:
+        live = self._live()
+        if [t.shape for t in live] != [c.shape for c in self.copies]:
+            self.copies = [t.detach().clone() for t in live]
+        else:
+            for copy_, t in zip(self.copies, live):
+                copy_.copy_(t)
+        self.step = self.model.step  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        live = self._live()
+        if len(live) != len(self.copies):  # the optimiser's state appeared after the copy was taken
+            self.optimizer.state.clear()
+            live = self._live()
+        for t, copy_ in zip(live, self.copies):
+            t.copy_(copy_)
+        self.model.step = self.step  # type: ignore[attr-defined]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto": CUDA when available, else CPU. A CUDA request without CUDA is an error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> Dataset:
+    dataset = as_dataset(data, name=name)
+    check_data(dataset.x, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name=name)
+    if model.conditional and dataset.y is None:
+        raise ConfigError(f"this conditional model needs labels: pass {name} as an (x, y) tuple or a labelled dataset")
+    x = dataset.x.to(device)
+    y = None if (dataset.y is None or not model.conditional) else dataset.y.to(device)
+    return Dataset(x, y, name=dataset.name)
+
+
+@torch.no_grad()
+def _validate(model: LatentVariableModel, val: Dataset, batch_size: int) -> dict[str, float]:
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(val), batch_size):
+        xb = val.x[start : start + batch_size]
+        yb = None if val.y is None else val.y[start : start + batch_size]
+        for k, v in model.loss(xb, yb).items():
+            sums[k] = sums.get(k, 0) + v.detach() * xb.shape[0]
+    model.train()
+    return {k: float(v) / len(val) for k, v in sums.items()}
+
+
+def fit(
+    model: LatentVariableModel,
+    train: Any,
+    val: Any = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    out_dir: str | Path | None = None,
+    quiet: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    grad_clip: float | None = None,
+    patience: int | None = None,
+    binarize_data: str | None = None,
+    resume: bool = True,
+    log_every: int = 50,
+    weight_decay: float = 0.0,
+) -> FitResult:
+    """Train ``model`` with Adam on ``train``; validate on ``val`` every epoch.
+
+    Arguments:
+        model: any vaekit model (``vaekit.create``).
+        train, val: a tensor or array (B, *input_shape), an ``(x, y)`` tuple, or a ``vaekit.data.Dataset``.
+        epochs, batch_size, lr, weight_decay: the optimisation budget (Adam).
+        out_dir: run folder. Gets ``config.json`` + ``model.safetensors`` (the best model so
+            far, what ``vaekit.load(out_dir)`` returns), ``checkpoint.safetensors`` (the last
+            epoch: weights, optimiser, RNG, history) and ``metrics.jsonl`` (one line per epoch).
+        quiet: no progress bar.
+        seed: seeds initial shuffling, binarisation and the reparameterisation noise.
+        device: "cpu", "cuda", or None for CUDA when available.
+        grad_clip: clip the gradient norm to this value (None: off).
+        patience: stop when the validation loss has not improved for this many epochs.
+        binarize_data: "dynamic" (a fresh Bernoulli draw of the training set every epoch,
+            validation binarised once) or "static" (both binarised once), None: as given.
+        resume: continue from ``out_dir/checkpoint.safetensors`` when it exists (a killed
+            run loses at most the epoch in progress); False starts over.
+        log_every: steps between progress-bar updates and NaN checks.
+
+    Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
+    trains on its shard of every epoch (``batch_size`` per process), the epoch's terms are
+    summed over processes, and only rank 0 writes to ``out_dir``.
+
+    A NaN or infinite loss restores the weights and optimiser to the last state checked
+    good (at most ``log_every`` steps earlier) and raises ``NonFiniteLossError`` naming
+    the batch; the files in ``out_dir`` are untouched.
+
+    Example:
+        >>> model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=4)  # doctest: +SKIP
+        >>> result = vaekit.fit(model, x_train, x_val, epochs=5, out_dir="runs/demo")  # doctest: +SKIP
+    """
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("log_every", log_every, 1)):
+        if int(value) != value or value < low:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    if not lr > 0:
+        raise ConfigError(f"lr must be > 0, got {lr}")
+    if binarize_data not in (None, "dynamic", "static"):
+        raise ConfigError(f'binarize_data must be "dynamic", "static" or None, got {binarize_data!r}')
+    group = process_group_from_env(resolve_device(device))
+    device = group.device(resolve_device(device))
+    model.to(device).train()
+    writes = out_dir is not None and group.is_main
+    train_set = _prepare(train, model, "train", device)
+    val_set = None if val is None else _prepare(val, model, "val", device)
+    if binarize_data is not None and val_set is not None:
+        val_set = Dataset(static_binarize(val_set.x, seed=seed), val_set.y, name=val_set.name)
+    if binarize_data == "static":
+        train_set = Dataset(static_binarize(train_set.x, seed=seed + 1), train_set.y, name=train_set.name)
+    n = len(train_set)
+    shard = n // group.world_size  # examples per process per epoch (the same for every process)
+    batch_size = min(batch_size, shard)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)  # the same permutation in every process
+    torch.manual_seed(seed + group.rank)  # different reparameterisation noise in each
+    step_model = torch.nn.parallel.DistributedDataParallel(model) if group.distributed else model
+    result = FitResult(model, out_dir=None if out_dir is None else Path(out_dir))
+    start_epoch, bad_epochs = 0, 0
+    checkpoint_path = None if out_dir is None else Path(out_dir) / CHECKPOINT_FILE
+    if checkpoint_path is not None and checkpoint_path.exists() and resume:
+        saved_config = read_trainer_state(checkpoint_path).get("model_config", {})
+        if saved_config != model.config:
+            raise CheckpointError(
+                f"{out_dir} holds a run of a different model ({saved_config.get('model')} with other options); "
+                "choose another output folder, or start over with resume=False (--fresh)"
+            )
+        state = load_checkpoint(checkpoint_path, model, optimizer, generator)
+        if group.distributed:  # the checkpoint holds rank 0's noise state: give each process its own again
+            torch.manual_seed(seed + group.rank + 7919 * state["epoch"])
+        start_epoch, bad_epochs, model.step = state["epoch"], state["bad_epochs"], state["step"]
+        result.history, result.best_epoch, result.best_val_loss = state["history"], state["best_epoch"], state["best_val_loss"]
+        if writes:
+            atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in result.history))
+        if not quiet and group.is_main:
+            print(f"resuming {out_dir} from epoch {start_epoch} (step {model.step})", flush=True)
+    elif writes:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / METRICS_FILE).write_text("")
+    group.barrier()  # rank 0 has set up the folder
+    steps_per_epoch = math.ceil(shard / batch_size)
+
+    progress = None
+    if not quiet and group.is_main:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=(epochs - start_epoch) * steps_per_epoch, unit="step", dynamic_ncols=True, desc="training")
+
+    good_state = LastGoodState(model, optimizer)
+    for epoch in range(start_epoch, epochs):
+        if result.stopped_early:
+            break
+        t0 = time.perf_counter()
+        x_epoch = binarize(train_set.x, generator=generator) if binarize_data == "dynamic" else train_set.x
+        order = torch.randperm(n, generator=generator)[group.rank * shard : (group.rank + 1) * shard].to(device)
+        sums: torch.Tensor | None = None
+        keys: list[str] = []
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        for i in range(steps_per_epoch):
+            index = order[i * batch_size : (i + 1) * batch_size]
+            xb = x_epoch[index]
+            yb = None if train_set.y is None else train_set.y[index]
+            out = step_model(xb, yb)  # model.loss, through DDP's gradient hooks when distributed
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            model.step += 1
+
+            # bookkeeping on the device: no host sync here
+            keys = keys or list(out)
+            terms = torch.stack([out[k].detach() for k in keys]) * xb.shape[0]
+            sums = terms if sums is None else sums + terms
+            finite = torch.isfinite(out["loss"].detach())
+            first_bad = torch.where(~finite & ~bad, i, first_bad)
+            bad = bad | ~finite
+
+            if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
+                if group.any(bad):  # one host sync per log_every steps
+                    good_state.restore()
+                    if progress is not None:
+                        progress.close()
+                    raise NonFiniteLossError(
+                        f"non-finite loss at epoch {epoch + 1}, batch {int(first_bad) + 1} of {steps_per_epoch} "
+                        f"(term values: {', '.join(f'{k}={float(v):.4g}' for k, v in zip(keys, terms / xb.shape[0]))}); "
+                        "the model was restored to its last good state and nothing saved was touched. "
+                        "Lower the learning rate, set grad_clip, or check the data for extreme values."
+                    )
+                good_state.save()
+                if progress is not None:
+                    progress.update((i % log_every) + 1)
+                    progress.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{float(sums[0]) / min(shard, (i + 1) * batch_size):.4g}")
+
+        seconds = time.perf_counter() - t0
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": model.step}
+        sums = group.sum(sums)
+        record.update({f"train/{k}": float(v) / (shard * group.world_size) for k, v in zip(keys, sums)})
+        record["samples_per_s"] = shard * group.world_size / seconds
+        if val_set is not None:
+            val_terms = _validate(model, val_set, max(batch_size, 500))
+            averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
+            record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
+        monitored = record.get("val/loss", record["train/loss"])
+        improved = result.best_val_loss is None or monitored < result.best_val_loss
+        if improved:
+            result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
+        else:
+            bad_epochs += 1
+        result.stopped_early = patience is not None and val_set is not None and bad_epochs >= patience
+        result.history.append(record)
+
+        if writes:
+            if improved:
+                save_model(model, out_dir)
+            trainer_state = {
+                "epoch": epoch + 1, "step": model.step, "bad_epochs": bad_epochs, "history": result.history,
+                "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "model_config": model.config,
+            }
+            save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator)
+            with open(Path(out_dir) / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        group.barrier()  # files of this epoch are complete before any process goes on
+        if progress is not None:
+            progress.write(
+                f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}"
+                + (f"  val loss {record['val/loss']:.4f}" if "val/loss" in record else "")
+                + f"  {record['samples_per_s']:.0f} samples/s"
+            )
+    if progress is not None:
+        progress.close()
+    if out_dir is not None and val_set is not None and result.best_epoch is not None:
+        load_weights(model, Path(out_dir) / "model.safetensors")  # hand back the best model
+    model.eval()
+    return result

@@ -1,0 +1,143 @@
+"""The `vaekit` command: the contract's subcommands, and one clear line for every user error."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vaekit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "digits", "--arch", "mlp", "--epochs", "2", "--latent-dim", "2", "--hidden-dims", "16", "--nll-samples", "5", "--quiet"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vaekit.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "vae"
+    assert main(["train", "vae", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_the_run_folder(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "train.yaml",
+            "samples.png", "reconstructions.png", "curves.png", "metrics.json"} <= names
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["log_likelihood"] <= 0 and metrics["elbo"] <= metrics["log_likelihood"] + 5
+    Image.open(trained / "samples.png").verify()
+
+
+def test_eval_prints_json(trained, capsys):
+    assert main(["eval", str(trained), "--nll-samples", "10", "--limit", "50", "--quiet"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["num_examples"] == 50 and "log_likelihood" in metrics and "active_units" in metrics
+
+
+def test_sample_and_reconstruct_write_pngs(trained, tmp_path):
+    assert main(["sample", str(trained), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["reconstruct", str(trained), "-n", "4", "-o", str(tmp_path / "r.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 32 and Image.open(tmp_path / "r.png").size[1] > 32
+
+
+def test_traverse_and_interpolate_draw_decoded_codes(trained, tmp_path, capsys):
+    assert main(["traverse", str(trained), "--dims", "0,1", "--steps", "5", "-o", str(tmp_path / "t.png")]) == 0
+    assert main(["interpolate", str(trained), "--pairs", "0,1,2,3", "--steps", "6", "-o", str(tmp_path / "i.png")]) == 0
+    t, i = Image.open(tmp_path / "t.png"), Image.open(tmp_path / "i.png")
+    assert t.size[0] > i.size[0] / 2 and t.size[1] > 32 and i.size[1] > 32
+    assert main(["traverse", str(trained), "--dims", "7"]) == 2  # the latent has 2 dimensions
+    assert "--dims must lie in 0..1" in capsys.readouterr().err
+
+
+def test_models_lists_presets_and_options(capsys):
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "vae" in text and "--free-bits" in text
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["model"] == "vae" and "posterior" in r["options"] for r in rows)
+
+
+def test_config_file_and_flags(tmp_path, capsys):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("model: vae\ndata: digits\nepochs: 1\nlatent_dim: 2\narch: mlp\nhidden_dims: [8]\nnll_samples: 0\nquiet: true\noptions:\n  free_bits: 0.1\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--epochs", "2", "--out", str(out), "--posterior", "full_covariance"]) == 0
+    import yaml
+
+    resolved = yaml.safe_load((out / "train.yaml").read_text())
+    assert resolved["epochs"] == 2 and resolved["latent_dim"] == 2  # flags override the file
+    assert resolved["options"]["free_bits"] == 0.1 and resolved["options"]["posterior"] == "full_covariance"
+    # re-running into the same folder resumes instead of starting over
+    assert main(["train", "--config", str(config), "--epochs", "3", "--out", str(out), "--posterior", "full_covariance"]) == 0
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "nonsense_model", "--data", "digits"], "unknown model 'nonsense_model'"),
+        (["train", "vae", "--data", "digits", "--free-bit", "1"], "did you mean"),
+        (["train", "vae", "--data", "/no/such/file.npy"], "no such file"),
+        (["train", "vae", "--data", "digits", "--epoch", "3"], "did you mean --epochs"),
+        (["train", "vae", "--data", "digits", "--beta", "4"], "unknown option 'beta'"),
+        (["eval", "/no/such/run"], "config.json is missing"),
+        (["train", "--config", "/no/such.yaml"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_clear_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_subprocess_error_has_no_traceback():
+    result = run("train", "vae", "--data", "digits", "--latent-dim", "-3", "--quiet")
+    assert result.returncode == 2 and "latent_dim must be a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_data_range_is_one_clear_line(tmp_path, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "big.npy", np.random.rand(20, 5).astype("float32") * 10)
+    assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "[0, 1]" in err and "Traceback" not in err
+    # the same data is fine with a Gaussian likelihood
+    assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--likelihood", "gaussian",
+                 "--latent-dim", "2", "--hidden-dims", "8", "--nll-samples", "0", "--quiet", "--out", str(tmp_path / "g")]) == 0
+
+
+def test_deterministic_autoencoder_trains_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "ae"
+    assert main(["train", "ae", "--data", "digits", "--arch", "mlp", "--epochs", "1", "--latent-dim", "4",
+                 "--hidden-dims", "16", "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "mse" in metrics and "elbo" not in metrics and not (out / "samples.png").exists()  # no prior, no bound, no samples
+    capsys.readouterr()
+    assert main(["eval", str(out), "--limit", "20", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 20
+
+
+def test_csv_table_with_labels_trains_a_conditional_model(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = ["a,b,c,d,label"] + [",".join(f"{v:.3f}" for v in rng.random(4)) + f",{i % 3}" for i in range(60)]
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--data", str(tmp_path / "table.csv"), "--label-column", "label", "--conditional",
+                 "--likelihood", "gaussian", "--epochs", "2", "--latent-dim", "2", "--hidden-dims", "8",
+                 "--nll-samples", "3", "--quiet", "--out", str(out)]) == 0
+    model = __import__("vaekit").load(out)
+    assert model.num_classes == 3 and model.input_shape == (4,)
+    assert json.loads((out / "metrics.json").read_text())["split"] == "val"

@@ -1,0 +1,197 @@
+"""The training loop: resumption, NaN handling, early stopping, checkpoints, data checks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaekit
+from vaekit.errors import CheckpointError, DataError, NonFiniteLossError
+from vaekit.train.checkpoint import CHECKPOINT_FILE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_model(seed: int = 0, **options):
+    torch.manual_seed(seed)
+    return vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(16,), arch="mlp", **options)
+
+
+def digits(n: int = 256):
+    return vaekit.data.load_digits("train").x[:n]
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path):
+    x, v = digits(200), digits(264)[200:]
+    straight = tiny_model()
+    vaekit.fit(straight, x, v, epochs=4, batch_size=32, quiet=True, out_dir=tmp_path / "a", binarize_data="dynamic")
+    first = tiny_model()
+    vaekit.fit(first, x, v, epochs=2, batch_size=32, quiet=True, out_dir=tmp_path / "b", binarize_data="dynamic")
+    resumed = tiny_model(seed=123)  # a different init: everything must come from the checkpoint
+    result = vaekit.fit(resumed, x, v, epochs=4, batch_size=32, quiet=True, out_dir=tmp_path / "b", binarize_data="dynamic")
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    for (k, a), b in zip(weights(straight).items(), weights(resumed).values()):
+        torch.testing.assert_close(a, b, msg=k)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_fresh_start_ignores_an_existing_checkpoint(tmp_path):
+    x = digits(64)
+    vaekit.fit(tiny_model(), x, epochs=2, batch_size=32, quiet=True, out_dir=tmp_path)
+    result = vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path, resume=False)
+    assert [r["epoch"] for r in result.history] == [1]
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    x = digits(64)
+    vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)
+    other = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(16,), arch="mlp", posterior="full_covariance")
+    with pytest.raises(CheckpointError, match="different model"):
+        vaekit.fit(other, x, epochs=2, quiet=True, out_dir=tmp_path)
+
+
+class NaNAfter:
+    """Wraps an objective; returns a NaN loss from step ``bad_step`` on."""
+
+    def __init__(self, inner, bad_step):
+        self.inner, self.bad_step = inner, bad_step
+
+    def __call__(self, model, x, y=None):
+        out = dict(self.inner(model, x, y))
+        if model.training and model.step >= self.bad_step:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nan_loss_restores_last_good_state_and_names_the_batch(tmp_path):
+    x = digits(320)
+    model = tiny_model()
+    vaekit.fit(model, x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)  # 10 steps, checkpoint written
+    saved = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    model.objective = NaNAfter(model.objective, bad_step=14)  # 4th batch of epoch 2
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 5 of 10"):
+        vaekit.fit(model, x, epochs=3, batch_size=32, quiet=True, out_dir=tmp_path, log_every=3)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.step == 13  # restored to the last state checked good (after step 13 = 3 batches into epoch 2)
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved  # nothing saved was touched
+
+
+def test_early_stopping_and_best_model(tmp_path):
+    class WorseOnValidation:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, model, x, y=None):
+            out = dict(self.inner(model, x, y))
+            if not model.training:  # validation loss rises every epoch
+                out["loss"] = out["loss"] * 0 + model.step
+            return out
+
+    x = digits(128)
+    model = tiny_model()
+    model.objective = WorseOnValidation(model.objective)
+    result = vaekit.fit(model, x[:96], x[96:], epochs=10, batch_size=32, patience=2, quiet=True, out_dir=tmp_path)
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+    best = vaekit.load(tmp_path)
+    for (k, a), b in zip(best.state_dict().items(), model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)  # fit hands back the best model
+
+
+def test_dynamic_binarisation_draws_new_binary_data_each_epoch():
+    seen = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, model, x, y=None):
+            if model.training:
+                seen.append(x.clone())
+            return self.inner(model, x, y)
+
+    x = digits(32)
+    model = tiny_model()
+    model.objective = Spy(model.objective)
+    vaekit.fit(model, x, epochs=2, batch_size=32, quiet=True, binarize_data="dynamic")
+    assert len(seen) == 2
+    for batch in seen:
+        assert set(batch.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(seen[0].sum(0), seen[1].sum(0))
+
+
+def test_metrics_and_files(tmp_path):
+    x = digits(96)
+    vaekit.fit(tiny_model(), x[:64], x[64:], epochs=2, batch_size=32, quiet=True, out_dir=tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert {"train/loss", "train/kl", "train/reconstruction", "val/loss", "samples_per_s"} <= set(records[0])
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors", CHECKPOINT_FILE, "metrics.jsonl"}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.full((8, 1, 8, 8), float("nan")), "non-finite|NaN"),
+        (torch.rand(8, 64), "shape"),
+        (torch.rand(8, 1, 8, 8) * 3, r"\[0, 1\]"),
+        (torch.rand(0, 1, 8, 8), "empty"),
+    ],
+)
+def test_bad_training_data_is_refused(bad, message):
+    with pytest.raises(DataError, match=message):
+        vaekit.fit(tiny_model(), bad, epochs=1, quiet=True)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import torch, vaekit
+        torch.manual_seed(0)
+        model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(64,), arch="mlp")
+        x = vaekit.data.load_digits("train").x
+        vaekit.fit(model, x, epochs=1000, batch_size=16, quiet=True, out_dir={str(tmp_path)!r})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    checkpoint = tmp_path / CHECKPOINT_FILE
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            lines = (tmp_path / "metrics.jsonl").read_text().splitlines() if (tmp_path / "metrics.jsonl").exists() else []
+            if len(lines) >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the training subprocess wrote no checkpoint in 60 s")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = len((tmp_path / "metrics.jsonl").read_text().splitlines())
+    model = tiny_model()
+    model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(64,), arch="mlp")
+    result = vaekit.fit(model, digits(1437), epochs=done + 1, batch_size=16, quiet=True, out_dir=tmp_path)
+    epochs = [r["epoch"] for r in result.history]
+    assert epochs == list(range(1, done + 2))  # nothing lost but the epoch in progress
+    assert checkpoint.exists()
+
+
+def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
+    x = digits(64)
+    vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or tampered"):
+        vaekit.fit(tiny_model(), x, epochs=2, quiet=True, out_dir=tmp_path)
