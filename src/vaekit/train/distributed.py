@@ -8,6 +8,7 @@ across processes, and lets rank 0 alone write files. One process (no torchrun) n
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -65,4 +66,13 @@ def process_group_from_env(device: torch.device) -> ProcessGroup:
         if device.type == "cuda":
             torch.cuda.set_device(group.local_rank)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # The group is ours: tear it down while the interpreter is still whole. Exiting with a
+        # live gloo group lets its worker threads touch Python objects during finalisation,
+        # which aborts the process (SIGABRT) at random (pytorch/pytorch#179291).
+        atexit.register(_destroy_process_group)
     return group
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
