@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import vaekit
 from vaekit.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,9 +110,15 @@ def test_bad_data_range_is_one_clear_line(tmp_path, capsys):
     import numpy as np
 
     np.save(tmp_path / "big.npy", np.random.rand(20, 5).astype("float32") * 10)
-    assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "b")]) == 2
+    assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--likelihood", "bernoulli",
+                 "--quiet", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert "[0, 1]" in err and "Traceback" not in err
+    assert "[0, 1]" in err and "--likelihood gaussian" in err and "Traceback" not in err
+    # left to choose (--likelihood auto, the default), it picks the Gaussian for data outside [0, 1]
+    assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--latent-dim", "2",
+                 "--hidden-dims", "8", "--nll-samples", "0", "--out", str(tmp_path / "auto")]) == 0
+    assert "likelihood: gaussian" in capsys.readouterr().err
+    assert vaekit.load(tmp_path / "auto").config["likelihood"] == "gaussian"
     # the same data is fine with a Gaussian likelihood
     assert main(["train", "vae", "--data", str(tmp_path / "big.npy"), "--epochs", "1", "--likelihood", "gaussian",
                  "--latent-dim", "2", "--hidden-dims", "8", "--nll-samples", "0", "--quiet", "--out", str(tmp_path / "g")]) == 0

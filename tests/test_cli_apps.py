@@ -125,3 +125,43 @@ def test_compress_on_fashion_mnist(tmp_path, capsys):
     result = _json(capsys)
     assert result["num_eval"] == 100 and result["num_fit"] == 500 and result["bits_per_code"] == 4 * 32
     assert result["model_mse"] > result["pca_mse"]  # an untrained linear map is no PCA
+
+
+def test_a_table_narrower_than_the_code_is_compared_with_every_pca_component(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    table = tmp_path / "table.csv"
+    rows = ["a,b,c,d,label"] + [",".join(f"{v:.4f}" for v in row) + f",{int(row[0] > 0)}" for row in x]
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "ae", "--data", str(table), "--label-column", "label", "--latent-dim", "6", "--hidden-dims", "16",
+                 "--epochs", "2", "--nll-samples", "0", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert vaekit.load(out).config["likelihood"] == "gaussian"  # chosen for real-valued columns
+    assert main(["compress", str(out), "--quiet", "--out", str(tmp_path / "c")]) == 0
+    result = _json(capsys)
+    assert result["latent_dim"] == 6 and result["pca_components"] == 4
+    assert result["pca_mse"] == pytest.approx(0.0, abs=1e-6)  # four components reconstruct four columns exactly
+    assert main(["classify", str(out), "--quiet", "--out", str(tmp_path / "k")]) == 0
+    assert _json(capsys)["pca_components"] == 4
+
+
+def test_a_run_trained_without_a_class_scores_that_class_as_the_anomaly(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "ae", "--data", "digits", "--exclude-classes", "0", "--arch", "mlp", "--latent-dim", "4",
+                 "--hidden-dims", "32", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert yaml.safe_load((out / "train.yaml").read_text())["exclude_classes"] == [0]
+    assert main(["anomaly", str(out), "--quiet", "--out", str(tmp_path / "a")]) == 0
+    result = _json(capsys)
+    assert result["anomaly_classes"] == [0] and result["normal_classes"] == list(range(1, 10))
+    assert main(["train", "ae", "--data", "digits", "--exclude-classes", "12", "--quiet", "--out", str(tmp_path / "bad")]) == 2
+    assert "--exclude-classes [12]" in capsys.readouterr().err
+
+
+def test_counts_must_be_positive(digits_run, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["classify", digits_run, "--limit", "-3"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--limit: must be a positive integer, got -3" in err and len(err.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import yaml
 
@@ -31,7 +31,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "arch": "auto",
     "hidden_dims": [512, 512],
     "channels": [32, 64],
-    "likelihood": "bernoulli",
+    "likelihood": "auto",
     "likelihood_scale": "learned",
     "binarize": "none",
     "val_fraction": 0.1,
@@ -41,6 +41,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "device": None,
     "nll_samples": 100,
     "conditional": False,
+    "exclude_classes": None,
     "quiet": False,
 }
 """Training settings and their defaults; a YAML ``--config`` and command-line flags override them, in that order."""
@@ -54,6 +55,28 @@ def _say(args: argparse.Namespace | dict, message: str) -> None:
     quiet = args.get("quiet") if isinstance(args, dict) else getattr(args, "quiet", False)
     if not quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
+    return value
 
 
 def _int_list(text: str) -> list[int]:
@@ -172,7 +195,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{r['model']:<{width}}  [{r['family']}] {r['summary']}")
         for k, o in r["options"].items():
             print(f"{'':<{width}}    --{k.replace('_', '-')} (default {o['default']!r}): {o['doc']}")
-    print("\nshared options: --latent-dim, --arch auto|mlp|conv, --hidden-dims, --channels, --likelihood bernoulli|gaussian|logistic, "
+    print("\nshared options: --latent-dim, --arch auto|mlp|conv, --hidden-dims, --channels, --likelihood auto|bernoulli|gaussian|logistic, "
           "--likelihood-scale, --num-classes via --conditional")
     return 0
 
@@ -204,6 +227,27 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
     return name, settings, options
 
 
+def _without_classes(data: Any, classes: Sequence[int], source: str) -> Any:
+    """``data`` without the examples labelled ``classes`` (a model of the normal classes, for anomaly detection)."""
+    import torch
+
+    from vaekit.errors import ConfigError
+
+    if data.y is None:
+        raise ConfigError(f"--exclude-classes needs labels, and {source} has none (give --label-column for CSV files)")
+    present = set(int(c) for c in data.y.unique())
+    if not set(classes) <= present or set(classes) >= present:
+        raise ConfigError(f"--exclude-classes {list(classes)}: the labels are {sorted(present)}; "
+                          "name classes that occur, and leave at least one")
+    return data[~torch.isin(data.y, torch.tensor(list(classes)))]
+
+
+def _likelihood_for(x: Any) -> str:
+    """The default observation model: Bernoulli for data in [0, 1] (images), Gaussian for anything else (tables)."""
+    low, high = float(x.min()), float(x.max())
+    return "bernoulli" if 0.0 <= low and high <= 1.0 else "gaussian"
+
+
 def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     import vaekit
     from vaekit._io import atomic_write_text
@@ -218,14 +262,24 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         if saved.get("model") != name:
             raise ConfigError(f"{out} holds a run of {saved.get('model')!r}; use another --out, or --fresh to start over there")
     train_full = _load_data(settings, "train")
+    if settings["exclude_classes"]:
+        train_full = _without_classes(train_full, settings["exclude_classes"], settings["data"])
+        _say(settings, f"training without classes {settings['exclude_classes']} ({len(train_full)} examples left)")
     if settings["conditional"] and train_full.y is None:
         raise ConfigError(f"--conditional needs labels, and {settings['data']} has none (give --label-column for CSV files)")
     train_set, val_set = train_val_split(train_full, settings["val_fraction"], seed=settings["seed"])
     test_set = _load_data(settings, "test") if _has_test_split(settings["data"]) else val_set
+    chosen = settings["likelihood"] == "auto"
+    if chosen:
+        settings["likelihood"] = _likelihood_for(train_full.x)
     spec = {k: settings[k] for k in SPEC_KEYS}
     if settings["conditional"]:
         spec["num_classes"] = int(train_full.y.max()) + 1
     model = vaekit.create(name, input_shape=train_full.input_shape, **spec, **options)
+    settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)
+    if chosen:
+        _say(settings, f"likelihood: {model.config['likelihood']} (data in [{float(train_full.x.min()):g}, "
+                       f"{float(train_full.x.max()):g}]; choose another with --likelihood)")
     resolved = {"model": name, **settings, "options": model.config["options"], "out": str(out)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(state_file, yaml.safe_dump(resolved, sort_keys=False))
@@ -402,6 +456,10 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other vaekit error (argparse would print the whole usage first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaekit", description="Autoencoders and variational autoencoders: train, evaluate, sample, use.", allow_abbrev=False)
@@ -420,22 +478,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=S, help="folder with the Fashion-MNIST IDX files (or set VAEKIT_DATA)")
     p.add_argument("--label-column", default=S, help="label column of a CSV table (name or index)")
     p.add_argument("--image-size", type=_int_list, default=S, help="resize images of a folder to H,W")
-    p.add_argument("--epochs", type=int, default=S)
-    p.add_argument("--batch-size", type=int, default=S)
+    p.add_argument("--epochs", type=_positive_int, default=S)
+    p.add_argument("--batch-size", type=_positive_int, default=S)
     p.add_argument("--lr", type=float, default=S)
     p.add_argument("--latent-dim", type=int, default=S)
     p.add_argument("--arch", choices=["auto", "mlp", "conv"], default=S, help="auto: conv for images, mlp for vectors")
     p.add_argument("--hidden-dims", type=_int_list, default=S, help="e.g. 512,512")
     p.add_argument("--channels", type=_int_list, default=S, help="e.g. 32,64")
-    p.add_argument("--likelihood", choices=["bernoulli", "gaussian", "logistic"], default=S)
+    p.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian", "logistic"], default=S,
+                   help="observation model; auto (default): bernoulli for data in [0, 1], gaussian otherwise")
     p.add_argument("--likelihood-scale", default=S, help='σ of the Gaussian likelihood, or "learned"')
     p.add_argument("--binarize", choices=["none", "dynamic", "static"], default=S, help="Bernoulli-binarise the data (dynamic: every epoch)")
     p.add_argument("--val-fraction", type=float, default=S)
-    p.add_argument("--patience", type=int, default=S, help="early stopping after this many epochs without improvement")
+    p.add_argument("--patience", type=_positive_int, default=S, help="early stopping after this many epochs without improvement")
     p.add_argument("--grad-clip", type=float, default=S)
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--device", default=S, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--nll-samples", type=int, default=S, help="importance samples for the final log p(x) (0: skip)")
+    p.add_argument("--nll-samples", type=_count, default=S, help="importance samples for the final log p(x) (0: skip)")
+    p.add_argument("--exclude-classes", type=_int_list, default=S,
+                   help="leave these labels out of training, e.g. 8 (train on normal data; `vaekit anomaly` then treats them as anomalies)")
     p.add_argument("--conditional", action="store_true", default=S, help="condition on the labels (num_classes from the data)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (the default when it has a checkpoint)")
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds a checkpoint")
@@ -447,36 +508,36 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--data", help="data to use instead of the run's own (its test split when it has one)")
         q.add_argument("--data-dir")
         q.add_argument("--binarize", choices=["none", "dynamic", "static"], help="default: as in training (static for the test set)")
-        q.add_argument("--limit", type=int, help="use only the first N examples")
+        q.add_argument("--limit", type=_positive_int, help="use only the first N examples")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--quiet", action="store_true")
         return q
 
     p = run_parser("eval", "evaluate a run: JSON metrics on stdout")
-    p.add_argument("--nll-samples", type=int, default=1000, help="importance samples K for log p(x) (0: skip)")
+    p.add_argument("--nll-samples", type=_count, default=1000, help="importance samples K for log p(x) (0: skip)")
     p.add_argument("--device", default=None)
     p = run_parser("sample", "draw samples from the prior into a PNG grid")
-    p.add_argument("-n", type=int, default=64)
+    p.add_argument("-n", type=_positive_int, default=64)
     p.add_argument("-o", "--output", default="samples.png")
     p.add_argument("--label", type=int, help="class to generate (conditional models)")
     p = run_parser("reconstruct", "PNG of originals over their reconstructions")
-    p.add_argument("-n", type=int, default=8)
+    p.add_argument("-n", type=_positive_int, default=8)
     p.add_argument("-o", "--output", default="reconstructions.png")
 
     p = run_parser("traverse", "latent traversals: one row per dimension, its value swept over [-r, r]")
     p.add_argument("--index", type=int, default=0, help="example whose code is the starting point")
     p.add_argument("--dims", type=_int_list, help="latent dimensions to sweep (default: the first 10)")
     p.add_argument("--range", type=float, default=3.0, help="sweep z_d over [-r, r]")
-    p.add_argument("--steps", type=int, default=9)
+    p.add_argument("--steps", type=_positive_int, default=9)
     p.add_argument("-o", "--output", default="traverse.png")
     p = run_parser("interpolate", "decode straight lines between the codes of pairs of examples")
     p.add_argument("--pairs", type=_int_list, default=[0, 1], help="example indices a,b[,c,d...] (default 0,1)")
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=_positive_int, default=10)
     p.add_argument("-o", "--output", default="interpolate.png")
 
     p = sub.add_parser("demo", help="train a VAE on the embedded 8×8 digits (~20 s) and write PNGs + metrics")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--epochs", type=_positive_int, default=150)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds a checkpoint")
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from vaekit.cli import _int_list
+from vaekit.cli import _count, _int_list, _positive_int, _run_settings
 
 __all__ = ["add_commands"]
 
@@ -31,10 +31,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--label-column", help="label column of a CSV table (name or index)")
     p.add_argument("--binarize", choices=["none", "static"], help="binarise the data once (default: as the run was trained)")
-    p.add_argument("--limit", type=int, help="evaluate on at most N examples")
-    p.add_argument("--fit-limit", type=int, help="fit on at most N examples")
+    p.add_argument("--limit", type=_positive_int, help="evaluate on at most N examples")
+    p.add_argument("--fit-limit", type=_positive_int, help="fit on at most N examples")
     p.add_argument("--eval-fraction", type=float, default=0.3, help="held-out share for data without a test split (default 0.3)")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=_positive_int, default=500)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", help="folder for PNGs and results (default RUN/<command>)")
     p.add_argument("--seed", type=int, default=0)
@@ -49,7 +49,7 @@ def _load_run(args: argparse.Namespace):
 
 def _splits(args: argparse.Namespace):
     """(fit set, evaluation set, description) from the run's data settings and the flags."""
-    from vaekit.cli import _binarized, _has_test_split, _load_data, _run_settings
+    from vaekit.cli import _binarized, _has_test_split, _load_data
     from vaekit.data import Dataset, train_val_split
     from vaekit.errors import ConfigError
 
@@ -137,12 +137,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
         from sklearn.decomposition import PCA
 
         flat = fit.x.flatten(1).double().numpy()
-        pca = PCA(n_components=min(d, *flat.shape), svd_solver="full").fit(flat)
+        pca = PCA(n_components=report["pca_components"], svd_solver="full").fit(flat)
         shown = ev.x[:n]
         pca_rec = torch.from_numpy(pca.inverse_transform(pca.transform(shown.flatten(1).double().numpy()))).float().view_as(shown)
         files["reconstructions"] = str(save_image_rows(
             [shown, compressor.inverse_transform(codes[:n]), pca_rec], out / "reconstructions.png",
-            labels=["original", f"{model.config.get('model')}", f"PCA ({d})"]))
+            labels=["original", f"{model.config.get('model')}", f"PCA ({report['pca_components']})"]))
     label = f"{bits}-bit" if bits else "float32"
     table = [
         f"compression of {len(ev)} examples ({where})",
@@ -150,10 +150,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         f"  {'method':<24}{'test MSE per value':>20}",
         f"  {model.config.get('model', 'model') + ' (' + label + ')':<24}{report['model_mse']:>20.6f}",
         f"  {model.config.get('model', 'model') + ' (float)':<24}{report['model_mse_float']:>20.6f}",
-        f"  {'PCA ' + str(d) + ' (float)':<24}{report['pca_mse']:>20.6f}",
+        f"  {'PCA ' + str(report['pca_components']) + ' (float)':<24}{report['pca_mse']:>20.6f}",
     ]
     if "pca_mse_quantized" in report:
-        table.append(f"  {'PCA ' + str(d) + ' (' + label + ')':<24}{report['pca_mse_quantized']:>20.6f}")
+        table.append(f"  {'PCA ' + str(report['pca_components']) + ' (' + label + ')':<24}{report['pca_mse_quantized']:>20.6f}")
     return _finish(args, out, "compress", {"data": where, "num_fit": len(fit), "num_eval": len(ev), **report, "files": files}, table)
 
 
@@ -171,7 +171,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     report = compare_latent_classification(model, fit.x, fit.y, ev.x, ev.y, k=args.k, batch_size=args.batch_size)
     acc = report["accuracy"]
     d = report["latent_dim"]
-    names = {"latent": f"{model.config.get('model')} codes ({d})", "raw": "raw inputs", "pca": f"PCA codes ({d})"}
+    names = {"latent": f"{model.config.get('model')} codes ({d})", "raw": "raw inputs", "pca": f"PCA codes ({report['pca_components']})"}
     files = {"accuracy": str(plot_bars({names[k]: v for k, v in acc.items()}, out / "accuracy.png", ylabel="test accuracy",
                                        title=f"{args.k}-NN accuracy"))}
     table = [f"{args.k}-NN classification, {report['num_train']} train / {report['num_test']} test ({where})",
@@ -190,7 +190,7 @@ def _anomaly_classes(fit, ev, normal: list[int] | None, anomalous: list[int] | N
         if present != [0, 1]:
             raise ConfigError(
                 f"give --normal-class and/or --anomaly-class (the labels are {present}); "
-                "a table labelled 0 (normal) / 1 (anomalous) needs neither"
+                "a table labelled 0 (normal) / 1 (anomalous), or a run trained with --exclude-classes, needs neither"
             )
         return [0], [1]
     normal = normal if normal is not None else [c for c in present if c not in anomalous]
@@ -215,6 +215,8 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
     fit, ev, where = _splits(args)
     _need_labels(fit, "anomaly")
     _need_labels(ev, "anomaly")
+    if args.normal_class is None and args.anomaly_class is None:  # the classes the run was trained without
+        args.anomaly_class = _run_settings(args.run).get("exclude_classes") or None
     normal, anomalous = _anomaly_classes(fit, ev, args.normal_class, args.anomaly_class)
     fit_normal = _limit(fit[torch.isin(fit.y, torch.tensor(normal))], args.fit_limit)
     keep = torch.isin(ev.y, torch.tensor(normal + anomalous))
@@ -285,24 +287,25 @@ def add_commands(subparsers: Any) -> dict[str, Callable[[argparse.Namespace], in
     _add_run_arguments(p)
     p.add_argument("--bits", type=int, default=8, help="bits per code dimension (0: float32 codes)")
     p.add_argument("--dims", type=_int_list, help="PCA sizes for the error-vs-dimension curve (default: powers of two up to 2D)")
-    p.add_argument("-n", type=int, default=8, help="examples drawn in reconstructions.png")
+    p.add_argument("-n", type=_count, default=8, help="examples drawn in reconstructions.png")
 
     p = subparsers.add_parser("classify", help="k-NN on latent codes vs raw inputs and PCA codes")
     _add_run_arguments(p)
-    p.add_argument("-k", type=int, default=5, help="neighbours")
+    p.add_argument("-k", type=_positive_int, default=5, help="neighbours")
 
     p = subparsers.add_parser("anomaly", help="anomaly detection: AUROC, average precision, confusion, ROC and histograms")
     _add_run_arguments(p)
     p.add_argument("--normal-class", type=_int_list, help="labels of normal data, e.g. 0,1 (default: all but --anomaly-class)")
-    p.add_argument("--anomaly-class", type=_int_list, help="labels of anomalies (default: all but --normal-class)")
+    p.add_argument("--anomaly-class", type=_int_list,
+                   help="labels of anomalies (default: all but --normal-class, or the run's --exclude-classes)")
     p.add_argument("--score", choices=["reconstruction", "elbo", "log_likelihood"], default="reconstruction")
     p.add_argument("--quantile", type=float, help="threshold at this quantile of normal scores (default 0.95)")
     p.add_argument("--fpr", type=float, help="or: target false-positive rate on normal data")
-    p.add_argument("--num-samples", type=int, help="samples per example for elbo (10) / log_likelihood (100)")
+    p.add_argument("--num-samples", type=_positive_int, help="samples per example for elbo (10) / log_likelihood (100)")
 
     p = subparsers.add_parser("denoise", help="corrupt, denoise, PSNR and SSIM before and after")
     _add_run_arguments(p)
     p.add_argument("--noise", default="gaussian:0.3", help="NAME:LEVEL: gaussian:0.3, mask:0.25, salt_pepper:0.1")
-    p.add_argument("-n", type=int, default=8, help="examples drawn in denoise.png")
+    p.add_argument("-n", type=_count, default=8, help="examples drawn in denoise.png")
 
     return {"compress": cmd_compress, "classify": cmd_classify, "anomaly": cmd_anomaly, "denoise": cmd_denoise}

@@ -57,8 +57,11 @@ def test_linear_ae_is_linear_whatever_the_shared_options():
 
 
 def test_sparse_ae_codes_have_exactly_k_nonzeros_and_options_are_checked():
-    model = vaekit.create("sparse_ae", input_shape=(12,), latent_dim=6, hidden_dims=(10,), k=3, weight=0.0)
-    assert "sparsity" not in model.loss(torch.rand(4, 12))
+    model = vaekit.create("sparse_ae", input_shape=(12,), latent_dim=6, hidden_dims=(10,), k=3)
+    x = torch.rand(4, 12)
+    out = model.loss(x)  # k > 0: no penalty by default, but the code's L1 norm is still reported
+    assert torch.equal(out["loss"], out["reconstruction"])
+    torch.testing.assert_close(out["sparsity"], model.transform(x).abs().sum(1).mean())
     assert ((model.transform(torch.rand(50, 12)) != 0).sum(1) == 3).all()
     loaded_options = vaekit.create("sparse_ae", input_shape=(12,), layer_weights="0.5,1").objective.sparsity.layer_weights
     assert loaded_options == (0.5, 1.0)  # the CLI's comma-separated form

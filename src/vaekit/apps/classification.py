@@ -87,8 +87,9 @@ def compare_latent_classification(
 ) -> dict[str, Any]:
     """Test accuracy of k-NN on the model's codes, on raw inputs, and on PCA codes of the same size.
 
-    PCA is fitted on ``x_train`` with D = the model's latent size components. Returns
-    ``{"k", "latent_dim", "accuracy": {"latent": …, "raw": …, "pca": …}, "num_train", "num_test"}``.
+    PCA is fitted on ``x_train`` with D = the model's latent size components (fewer when the
+    data have fewer features or examples: ``pca_components``). Returns ``{"k", "latent_dim",
+    "pca_components", "accuracy": {"latent": …, "raw": …, "pca": …}, "num_train", "num_test"}``.
     """
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
@@ -100,9 +101,9 @@ def compare_latent_classification(
     latent = clf.score(x_test, y_te)
     raw = float((KNeighborsClassifier(n_neighbors=k).fit(raw_tr, y_tr).predict(raw_te) == y_te).mean())
     d = model.latent_dim
-    pca = PCA(n_components=d, svd_solver="full").fit(raw_tr)
+    pca = PCA(n_components=min(d, *raw_tr.shape), svd_solver="full").fit(raw_tr)
     pca_acc = float((KNeighborsClassifier(n_neighbors=k).fit(pca.transform(raw_tr), y_tr).predict(pca.transform(raw_te)) == y_te).mean())
     return {
-        "k": k, "latent_dim": d, "num_train": len(y_tr), "num_test": len(y_te),
+        "k": k, "latent_dim": d, "pca_components": int(pca.n_components_), "num_train": len(y_tr), "num_test": len(y_te),
         "accuracy": {"latent": latent, "raw": raw, "pca": pca_acc},
     }

@@ -170,7 +170,7 @@ def compare_with_pca(
 
     Returns a dict: ``latent_dim``, ``bits_per_code``, ``compression_ratio`` (against 8
     bits per value), ``model_mse`` (quantised codes), ``model_mse_float`` (float codes),
-    ``pca_mse`` and ``pca_mse_quantized`` at D components, and ``pca_curve``
+    ``pca_mse`` and ``pca_mse_quantized`` at ``pca_components`` = min(D, features, examples) components, and ``pca_curve``
     {n: mse} over ``dims`` (default powers of two up to 2D, with D) for the
     error-vs-dimension plot.
     """
@@ -180,17 +180,19 @@ def compare_with_pca(
     limit = min(flat_array(train).shape)
     if dims is None:
         dims = sorted({n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n <= min(2 * d, limit)} | {min(d, limit)})
-    curve = pca_reconstruction_errors(train, test, sorted(set(dims) | {d}))
+    k = min(d, limit)  # PCA of a table narrower than the code keeps every component
+    curve = pca_reconstruction_errors(train, test, sorted(set(dims) | {k}))
     result = {
         "latent_dim": d,
+        "pca_components": k,
         "bits": bits,
         "bits_per_code": compressor.bits_per_code_,
         "compression_ratio": compressor.compression_ratio(8),
         "model_mse": compressor.mse(test),
         "model_mse_float": exact.mse(test),
-        "pca_mse": curve[d],
+        "pca_mse": curve[k],
         "pca_curve": {int(k): v for k, v in curve.items()},
     }
     if bits is not None:
-        result["pca_mse_quantized"] = pca_reconstruction_errors(train, test, [d], bits=bits)[d]
+        result["pca_mse_quantized"] = pca_reconstruction_errors(train, test, [k], bits=bits)[k]
     return result

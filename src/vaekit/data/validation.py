@@ -111,7 +111,8 @@ def check_data(
         if low < 0.0 or high > 1.0:
             raise DataError(
                 f"{name} has values in [{low:g}, {high:g}] but the {likelihood} likelihood needs values "
-                "in [0, 1]; scale it to [0, 1] first, e.g. divide 8-bit images by 255"
+                "in [0, 1]; scale it to [0, 1] first (e.g. divide 8-bit images by 255), "
+                'or use likelihood="gaussian" (--likelihood gaussian) for real-valued data'
             )
 
 

@@ -63,18 +63,20 @@ def linear_ae(spec: ModelSpec) -> LatentVariableModel:
 
 @register("sparse_ae", family=FAMILY)
 def sparse_ae(
-    spec: ModelSpec, *, k: int = 0, penalty: str = "l1", weight: float = 0.1, layer_weights: tuple = (1.0,)
+    spec: ModelSpec, *, k: int = 0, penalty: str = "l1", weight: float | None = None, layer_weights: tuple = (1.0,)
 ) -> LatentVariableModel:
     """Sparse autoencoder: k-sparse code and/or an L1/L2 activity penalty (survey §1.4.1).
 
-    Loss: reconstruction + weight · Σ_k ω_k ‖h_k‖ (reported as "sparsity"), where h_k runs
-    over the encoder's hidden activations and the code (see ActivityPenalty).
+    Loss: reconstruction + weight · Σ_k ω_k ‖h_k‖, where h_k runs over the encoder's hidden
+    activations and the code (see ActivityPenalty). Σ_k ω_k ‖h_k‖ is reported as "sparsity"
+    whatever the weight, so a k-sparse model shows its activity too.
 
     Options:
         k: keep only the k largest code entries per example, zeroing the rest (k-sparse
             AE, Makhzani & Frey 2014; gradients flow only through the kept ones); 0: off.
         penalty: "l1" (Σ|h|) or "l2" (Euclidean norm) activity penalty.
-        weight: λ, the weight of the activity penalty (0: off).
+        weight: λ ≥ 0, the weight of the activity penalty; None (default): 0.1 for the
+            penalty alone, 0 (the pure k-sparse AE) when k > 0.
         layer_weights: ω_k, one per penalised layer, matched to the last layers of
             (hidden activations..., code): (1.0,) penalises the code only.
     """
@@ -82,12 +84,13 @@ def sparse_ae(
         raise ConfigError(f"k must be a non-negative integer, got {k}")
     if k > spec.latent_dim:
         raise ConfigError(f"k={k} exceeds latent_dim={spec.latent_dim}; a k-sparse code keeps k of latent_dim entries")
+    if weight is None:
+        weight = 0.0 if k > 0 else 0.1
+    sparsity = ActivityPenalty(weight, penalty, layer_weights)  # refuses λ < 0
     if k == 0 and weight == 0:
         raise ConfigError("sparse_ae needs k > 0 (k-sparse code) or weight > 0 (activity penalty); with neither it is the plain ae")
-    sparsity = ActivityPenalty(weight, penalty, layer_weights) if weight > 0 else None
     model = _deterministic(spec, Autoencoding(sparsity=sparsity), k=int(k))
-    if sparsity is not None:
-        sparsity.check_layers(len(activation_layers(model.encoder)) + 1)
+    sparsity.check_layers(len(activation_layers(model.encoder)) + 1)
     return model
 
 

@@ -50,9 +50,22 @@ class Preset:
         return resolved
 
 
+def _scalar(text: str) -> Any:
+    """A number, boolean or string from command-line text."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool, str)) else text
+
+
 def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if value is None:
         return value
+    if default is None:  # an option without a typed default: read text the way YAML would ("0.5" -> 0.5)
+        return _scalar(value) if isinstance(value, str) else value
     kind = type(default)
     try:
         if kind is bool:
@@ -70,7 +83,10 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
                 raise TypeError
             return float(value)
         if kind is tuple:
-            return tuple(value) if not isinstance(value, str) else tuple(v.strip() for v in value.split(","))
+            items = value.split(",") if isinstance(value, str) else list(value)
+            item_kind = type(default[0]) if default else None
+            return tuple(_coerce(model, key, item.strip() if isinstance(item, str) else item, default[0]) if item_kind else item
+                         for item in items)
         if kind is str:
             if not isinstance(value, str):
                 raise TypeError
