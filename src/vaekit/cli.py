@@ -196,7 +196,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         for k, o in r["options"].items():
             print(f"{'':<{width}}    --{k.replace('_', '-')} (default {o['default']!r}): {o['doc']}")
     print("\nshared options: --latent-dim, --arch auto|mlp|conv, --hidden-dims, --channels, --likelihood auto|bernoulli|gaussian|logistic, "
-          "--likelihood-scale, --num-classes via --conditional")
+          "--likelihood-scale, --conditional (labels one-hot, --num-classes from the data), --condition-dim (vector labels)")
     return 0
 
 
@@ -265,6 +265,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     if settings["exclude_classes"]:
         train_full = _without_classes(train_full, settings["exclude_classes"], settings["data"])
         _say(settings, f"training without classes {settings['exclude_classes']} ({len(train_full)} examples left)")
+    if name == "conditional_vae" or options.get("num_classes") or options.get("condition_dim"):
+        settings["conditional"] = True  # these train on (x, y): the labels of the data
     if settings["conditional"] and train_full.y is None:
         raise ConfigError(f"--conditional needs labels, and {settings['data']} has none (give --label-column for CSV files)")
     train_set, val_set = train_val_split(train_full, settings["val_fraction"], seed=settings["seed"])
@@ -273,7 +275,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     if chosen:
         settings["likelihood"] = _likelihood_for(train_full.x)
     spec = {k: settings[k] for k in SPEC_KEYS}
-    if settings["conditional"]:
+    if settings["conditional"] and not options.get("num_classes") and not options.get("condition_dim"):
         spec["num_classes"] = int(train_full.y.max()) + 1
     model = vaekit.create(name, input_shape=train_full.input_shape, **spec, **options)
     settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)

@@ -40,7 +40,7 @@ def test_chunking_bounds_memory_and_keeps_the_value(monkeypatch):
     calls = []
     original = likelihood_module.log_importance_weights
     monkeypatch.setattr(likelihood_module, "log_importance_weights", lambda m, xb, k, yb: calls.append(k) or original(m, xb, k, yb))
-    estimate = vaekit.log_likelihood(model, x, num_samples=5, batch_size=7)
+    estimate = vaekit.log_likelihood(model, x, 5, batch_size=7)  # K is the third positional argument
     assert calls == [1, 1, 1, 1, 1]
     torch.testing.assert_close(estimate, exact_log_marginal(x, W, b, sigma), rtol=1e-4, atol=1e-3)
 

@@ -114,8 +114,16 @@ def test_sample_by_label_and_by_vector():
     torch.testing.assert_close(drawn, model.decode(z, torch.full((6,), 2)).mean)
     torch.manual_seed(11)
     assert not torch.allclose(model.sample(6, y=3), drawn)
+    for label in (torch.tensor(2), np.int64(2)):  # a 0-d tensor or numpy integer is one label too
+        torch.manual_seed(11)
+        torch.testing.assert_close(model.sample(6, y=label), drawn)
     vector_model = tiny(num_classes=None, condition_dim=2)
     assert vector_model.sample(3, y=torch.randn(3, 2, dtype=torch.float64)).shape == (3, 5)
+    condition = torch.tensor([0.5, -1.0])  # one conditioning vector for all n draws
+    torch.manual_seed(5)
+    one = vector_model.sample(4, y=condition)
+    torch.manual_seed(5)
+    torch.testing.assert_close(one, vector_model.sample(4, y=condition.expand(4, 2)))
 
 
 def test_save_and_load_keep_the_condition(tmp_path):

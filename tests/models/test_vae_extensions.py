@@ -103,8 +103,10 @@ def test_presets_compose_the_shared_objectives():
     assert isinstance(mmd, MMDPenalty) and mmd.weight == pytest.approx(9.25) and mmd.scale == 3.0
     assert vaekit.create("miwae", **SHAPE, num_samples=4, num_bounds=2).objective.__dict__ == ImportanceWeightedBound(4, 2).__dict__
     for dip_type, lambda_diag in (("i", 50.0), ("ii", 5.0)):  # None: 10·λ_od for type I, λ_od for type II
-        (dip,) = vaekit.create("dip_vae", **SHAPE, dip_type=dip_type, lambda_offdiag=5.0).objective.regularisers
-        assert isinstance(dip, DIPPenalty) and dip.lambda_diag == lambda_diag
+        (dip,) = vaekit.create("dip_vae", **SHAPE, dip_type=dip_type, weight=5.0).objective.regularisers
+        assert isinstance(dip, DIPPenalty) and dip.lambda_diag == lambda_diag and dip.weight == 5.0
+        (alias,) = vaekit.create("dip_vae", **SHAPE, dip_type=dip_type.upper(), lambda_offdiag=5.0).objective.regularisers
+        assert alias.__dict__ == dip.__dict__
 
 
 def test_capacity_preset_loss_follows_the_schedule():

@@ -61,12 +61,13 @@ def test_dip_penalty_regulariser_applies_its_lambdas():
     q = diagonal(16, 3, seed=2)
     z = q.sample()
     sample = PosteriorSample(x=torch.zeros(16, 1), q=q, z=z, log_q=q.log_prob(z), prior=q, kl=torch.zeros(16))
-    penalty, terms = DIPPenalty("ii", lambda_offdiag=3.0, lambda_diag=7.0)(None, sample)
+    penalty, terms = DIPPenalty("ii", weight=3.0, lambda_diag=7.0)(None, sample)
     off, diag = dip_penalty(dip_covariance(q, "ii"))
     torch.testing.assert_close(terms["dip_offdiag"], off)
     torch.testing.assert_close(terms["dip_diag"], diag)
     torch.testing.assert_close(penalty, 3.0 * off + 7.0 * diag)
-    torch.testing.assert_close(terms["dip"], penalty)
+    torch.testing.assert_close(terms["dip"], off + 7.0 / 3.0 * diag)  # reported before the weight
+    torch.testing.assert_close(penalty, 3.0 * terms["dip"])
 
 
 def test_non_gaussian_posterior_uses_codes_and_samples():

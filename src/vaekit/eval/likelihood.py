@@ -23,8 +23,9 @@ MAX_CODES_PER_CHUNK = 32_768
 def log_likelihood(
     model: "LatentVariableModel",
     x: torch.Tensor,
-    y: torch.Tensor | None = None,
     num_samples: int = 1000,
+    *,
+    y: torch.Tensor | None = None,
     batch_size: int = 100,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -39,8 +40,8 @@ def log_likelihood(
     Arguments:
         model: a model with a prior and a probabilistic decoder.
         x: data, shape (B, *input_shape).
-        y: labels or conditioning vectors for conditional models.
         num_samples: K, the number of importance samples (1000–5000 for reported numbers).
+        y: labels or conditioning vectors for conditional models.
         batch_size: examples evaluated together.
         progress: show a progress bar.
 

@@ -90,7 +90,7 @@ def evaluate(
     result["active_units"] = count
     result["unit_activity"] = activity.tolist()
     if nll_samples > 0 and variational:
-        ll = log_likelihood(model, x, y, num_samples=nll_samples, progress=progress)
+        ll = log_likelihood(model, x, nll_samples, y=y, progress=progress)
         result["log_likelihood"] = float(ll.mean())
         result["log_likelihood_samples"] = nll_samples
         result["bits_per_dim"] = -result["log_likelihood"] / (math.prod(model.input_shape) * math.log(2))

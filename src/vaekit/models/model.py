@@ -143,12 +143,15 @@ class LatentVariableModel(nn.Module):
     def sample(self, n: int, y: torch.Tensor | int | Sequence[int] | None = None, mean: bool = True) -> torch.Tensor:
         """n draws z ~ p(z) decoded to data space: the decoder's mean (or a draw of x when ``mean=False``).
 
-        For conditional models ``y`` is a label (int), a tensor of n labels, or n conditioning vectors.
+        For conditional models ``y`` is one label (int or 0-d tensor) or n labels, or one or n
+        conditioning vectors.
         """
-        if isinstance(y, int) or (isinstance(y, Sequence) and not isinstance(y, torch.Tensor)):
-            y = torch.as_tensor(y).expand(n) if isinstance(y, int) else torch.as_tensor(y)
         if y is not None:
-            y = y.to(self.device)
+            y = torch.as_tensor(y, device=self.device)
+            if self.num_classes is not None and y.dim() == 0:  # one label for all n
+                y = y.expand(n)
+            elif self.num_classes is None and y.dim() == 1 and y.shape[0] != n:  # one conditioning vector for all n
+                y = y.expand(n, -1)
         z = self.prior().sample((n,))
         px = self.decode(z, y)
         return px.mean if mean else px.sample()

@@ -204,16 +204,18 @@ def dip_vae(
     posterior: str = "diagonal",
     flow_steps: int = DEFAULT_FLOW_STEPS,
     dip_type: str = "i",
-    lambda_offdiag: float = 10.0,
+    weight: float = 10.0,
     lambda_diag: float | None = None,
+    lambda_offdiag: float | None = None,
 ) -> LatentVariableModel:
     r"""DIP-VAE (types I and II): the ELBO plus a penalty pulling the aggregate posterior's covariance to I.
 
-        loss = −ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)²
+        loss = −ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)²  =  −ELBO + λ_od · dip
 
     with C = Cov_p(x)[μ(x)] (type I) or E_p(x)[Σ(x)] + Cov_p(x)[μ(x)] (type II) on the
-    minibatch. Terms: ``loss``, ``reconstruction``, ``kl``, ``elbo``, ``dip`` (the penalty, λs
-    applied), ``dip_offdiag``, ``dip_diag`` (before their λ).
+    minibatch, λ_od = ``weight``. Terms: ``loss``, ``reconstruction``, ``kl``, ``elbo``,
+    ``dip`` = Σ_{i≠j} C_ij² + (λ_d/λ_od) Σ_i (C_ii − 1)² (before the weight), and its parts
+    ``dip_offdiag``, ``dip_diag``.
 
     References:
         Variational Inference of Disentangled Latent Concepts from Unlabeled Observations
@@ -221,14 +223,20 @@ def dip_vae(
 
     Options:
         dip_type: "i" (covariance of the posterior means) or "ii" (of the aggregate posterior).
-        lambda_offdiag: λ_od, weight of the squared off-diagonal covariances.
+        weight: λ_od > 0, weight of the squared off-diagonal covariances.
         lambda_diag: λ_d, weight of the squared diagonal deviations from 1; None picks
             10·λ_od for type I and λ_od for type II (the paper's choice).
+        lambda_offdiag: the paper's name for weight (λ_od); give one or the other.
     """
+    dip_type = str(dip_type).lower()
+    if lambda_offdiag is not None:
+        if weight != 10.0 and float(lambda_offdiag) != weight:
+            raise ConfigError(f"weight ({weight}) and lambda_offdiag ({lambda_offdiag}) name the same λ_od; give one")
+        weight = float(lambda_offdiag)
     lambda_d = _optional_float("lambda_diag", lambda_diag)
     if lambda_d is None:
-        lambda_d = 10.0 * lambda_offdiag if dip_type == "i" else lambda_offdiag
-    penalty = DIPPenalty(dip_type=dip_type, lambda_offdiag=lambda_offdiag, lambda_diag=lambda_d)
+        lambda_d = 10.0 * weight if dip_type == "i" else weight
+    penalty = DIPPenalty(dip_type=dip_type, weight=weight, lambda_diag=lambda_d)
     return spec.build(ELBO([penalty]), **posterior_build_options(posterior, flow_steps))
 
 

@@ -76,17 +76,19 @@ def dip_penalty(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DIPPenalty:
-    r"""λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)² on the minibatch covariance C of :func:`dip_covariance`.
+    r"""weight · [Σ_{i≠j} C_ij² + r Σ_i (C_ii − 1)²] on the minibatch covariance C of :func:`dip_covariance`.
 
-    Added to the ELBO it is the DIP-VAE loss  −ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)².
+    With λ_od = ``weight`` and λ_d = ``lambda_diag`` = r·λ_od this is the DIP-VAE loss of
+    Kumar et al.,  −ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)².
 
     Arguments:
         dip_type: "i" (covariance of the posterior means) or "ii" (of the aggregate posterior).
-        lambda_offdiag: λ_od.
-        lambda_diag: λ_d.
+        weight: λ_od > 0, the weight of the penalty (of its off-diagonal part).
+        lambda_diag: λ_d ≥ 0, the weight of the diagonal part.
 
-    Terms returned: ``dip`` (the penalty as added, λs applied: DIP has no single weight),
-    ``dip_offdiag`` (Σ_{i≠j} C_ij²) and ``dip_diag`` (Σ_i (C_ii − 1)²), both before their λ.
+    Terms returned, before ``weight``: ``dip`` = Σ_{i≠j} C_ij² + (λ_d/λ_od) Σ_i (C_ii − 1)²
+    (the loss adds weight · dip), and its parts ``dip_offdiag`` = Σ_{i≠j} C_ij² and
+    ``dip_diag`` = Σ_i (C_ii − 1)².
 
     References:
         Variational Inference of Disentangled Latent Concepts from Unlabeled Observations
@@ -94,17 +96,18 @@ class DIPPenalty:
 
     Example:
         >>> from vaekit.objectives import ELBO
-        >>> objective = ELBO([DIPPenalty("ii", lambda_offdiag=10.0, lambda_diag=10.0)])
+        >>> objective = ELBO([DIPPenalty("ii", weight=10.0, lambda_diag=10.0)])
     """
 
-    def __init__(self, dip_type: str = "i", lambda_offdiag: float = 10.0, lambda_diag: float = 100.0):
+    def __init__(self, dip_type: str = "i", weight: float = 10.0, lambda_diag: float = 100.0):
         if dip_type not in DIP_TYPES:
             raise ConfigError(f"unknown dip_type {dip_type!r}; choose one of {', '.join(DIP_TYPES)}")
-        if lambda_offdiag < 0 or lambda_diag < 0:
-            raise ConfigError(f"lambda_offdiag and lambda_diag must be ≥ 0, got {lambda_offdiag} and {lambda_diag}")
-        self.dip_type, self.lambda_offdiag, self.lambda_diag = dip_type, float(lambda_offdiag), float(lambda_diag)
+        if not weight > 0 or not lambda_diag >= 0:
+            raise ConfigError(f"DIP needs weight (λ_od) > 0 and lambda_diag (λ_d) ≥ 0, got {weight} and {lambda_diag} "
+                              "(for no penalty at all, use the vae preset)")
+        self.dip_type, self.weight, self.lambda_diag = dip_type, float(weight), float(lambda_diag)
 
     def __call__(self, model: "LatentVariableModel", sample: PosteriorSample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         off_diagonal, diagonal = dip_penalty(dip_covariance(sample.q, self.dip_type, sample.z))
-        penalty = self.lambda_offdiag * off_diagonal + self.lambda_diag * diagonal
-        return penalty, {"dip": penalty, "dip_offdiag": off_diagonal, "dip_diag": diagonal}
+        dip = off_diagonal + (self.lambda_diag / self.weight) * diagonal
+        return self.weight * dip, {"dip": dip, "dip_offdiag": off_diagonal, "dip_diag": diagonal}
