@@ -143,6 +143,21 @@ def test_penalty_weights_its_terms():
     torch.testing.assert_close(penalty, 0.5 * terms["mi"] + 6.0 * terms["tc"] + 2.0 * terms["dimension_kl"])
 
 
+def test_dataset_size_defaults_to_what_fit_recorded_then_to_the_batch():
+    q = diagonal_posterior(6, 2, seed=8)
+    z = q.sample()
+    p = prior(2)
+    sample = PosteriorSample(x=torch.zeros(6, 1), q=q, z=z, log_q=q.log_prob(z), prior=p, kl=kl_divergence(q, p))
+    unset = TotalCorrelationPenalty(dataset_size=None)
+
+    class Trained:
+        dataset_size = 100
+
+    torch.testing.assert_close(unset(Trained(), sample)[1], TotalCorrelationPenalty(dataset_size=100)(None, sample)[1])
+    torch.testing.assert_close(unset(None, sample)[1], TotalCorrelationPenalty(dataset_size=6)(None, sample)[1])
+    assert not torch.allclose(unset(Trained(), sample)[1]["tc"], unset(None, sample)[1]["tc"])
+
+
 def test_errors_name_the_problem():
     q = diagonal_posterior(4, 2)
     flow = TransformedDistribution(q, [AffineTransform(0.0, 2.0, event_dim=1)])

@@ -195,3 +195,11 @@ def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="truncated or tampered"):
         vaekit.fit(tiny_model(), x, epochs=2, quiet=True, out_dir=tmp_path)
+
+
+def test_fit_records_the_training_set_size_for_beta_tc():
+    torch.manual_seed(0)
+    model = vaekit.create("beta_tc_vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(16,), arch="mlp")
+    assert model.dataset_size is None
+    vaekit.fit(model, digits(200), epochs=1, batch_size=50, quiet=True)
+    assert model.dataset_size == 200  # the N of the minibatch-weighted estimator

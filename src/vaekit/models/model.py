@@ -66,6 +66,7 @@ class LatentVariableModel(nn.Module):
         self.condition_dim = condition_dim
         self.config = dict(config or {})
         self.step = 0
+        self.dataset_size: int | None = None  # examples per training epoch, recorded by vaekit.fit
 
     # -- conditioning -------------------------------------------------------------------
     @property

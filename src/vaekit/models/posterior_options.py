@@ -15,7 +15,10 @@ from typing import Any, Callable, TypeVar
 from vaekit.distributions import FLOW_POSTERIORS
 from vaekit.errors import ConfigError
 
-__all__ = ["DEFAULT_FLOW_STEPS", "POSTERIOR_OPTION_DOCS", "document_posterior_options", "posterior_build_options"]
+__all__ = [
+    "DEFAULT_FLOW_STEPS", "POSTERIOR_OPTION_DOCS", "document_gaussian_posterior_options", "document_posterior_options",
+    "posterior_build_options",
+]
 
 DEFAULT_FLOW_STEPS = 4
 
@@ -39,7 +42,17 @@ def posterior_build_options(posterior: str, flow_steps: int) -> dict[str, Any]:
     return {"posterior": posterior, "posterior_options": {"flow_steps": flow_steps} if posterior in FLOW_POSTERIORS else {}}
 
 
-def document_posterior_options(build: F) -> F:
+GAUSSIAN_POSTERIOR_OPTION_DOCS = {
+    "posterior": 'q(z|x): "diagonal" (§2.8) or "full_covariance" (§2.9); this objective needs a Gaussian posterior.',
+}
+
+
+def document_gaussian_posterior_options(build: F) -> F:
+    """:func:`document_posterior_options` for presets whose objective needs a Gaussian q(z|x) (no flows)."""
+    return document_posterior_options(build, GAUSSIAN_POSTERIOR_OPTION_DOCS)
+
+
+def document_posterior_options(build: F, docs: dict[str, str] = POSTERIOR_OPTION_DOCS) -> F:
     """Insert the ``posterior`` and ``flow_steps`` lines at the top of ``build``'s ``Options:`` block.
 
     Apply it below ``@register`` (decorators run bottom-up, and the registry reads the docstring).
@@ -49,6 +62,6 @@ def document_posterior_options(build: F) -> F:
         lines += ["", "Options:"]
     at = [line.strip() for line in lines].index("Options:")
     indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())] + "    "
-    lines[at + 1 : at + 1] = [f"{indent}{name}: {text}" for name, text in POSTERIOR_OPTION_DOCS.items()]
+    lines[at + 1 : at + 1] = [f"{indent}{name}: {text}" for name, text in docs.items()]
     build.__doc__ = "\n".join(lines)
     return build

@@ -12,7 +12,12 @@ from typing import Any
 from vaekit.distributions import FLOW_POSTERIORS
 from vaekit.errors import ConfigError
 from vaekit.models.model import LatentVariableModel
-from vaekit.models.posterior_options import DEFAULT_FLOW_STEPS, document_posterior_options, posterior_build_options
+from vaekit.models.posterior_options import (
+    DEFAULT_FLOW_STEPS,
+    document_gaussian_posterior_options,
+    document_posterior_options,
+    posterior_build_options,
+)
 from vaekit.models.registry import register
 from vaekit.models.spec import ModelSpec
 from vaekit.objectives import (
@@ -75,17 +80,16 @@ def beta_vae(
 
 
 @register("beta_tc_vae", family="variational")
-@document_posterior_options
+@document_gaussian_posterior_options
 def beta_tc_vae(
     spec: ModelSpec,
     *,
     posterior: str = "diagonal",
-    flow_steps: int = DEFAULT_FLOW_STEPS,
     alpha: float = 1.0,
     beta: float = 6.0,
     gamma: float = 1.0,
     sampling: str = "mws",
-    dataset_size: int = 60000,
+    dataset_size: int | None = None,
 ) -> LatentVariableModel:
     r"""β-TC-VAE: the KL split into index-code MI, total correlation and dimension-wise KL, weighted α, β, γ.
 
@@ -93,10 +97,11 @@ def beta_tc_vae(
 
     with the aggregate posterior q(z) and its marginals estimated on the minibatch by
     minibatch weighted ("mws") or stratified ("mss") sampling. The estimators weigh the
-    batch by the training-set size N, which a model cannot see: set ``dataset_size``. MWS
+    batch by the training-set size N, which ``vaekit.fit`` records (or set ``dataset_size``). MWS
     terms carry offsets of order log N that cancel in their sum; "mss" reports values near
     the true MI, TC and dimension-wise KL.
-    Needs a Gaussian posterior ("diagonal" or "full_covariance"). Terms: ``loss``,
+    Needs a Gaussian posterior ("diagonal" or "full_covariance": the estimators evaluate
+    q(z_i | x_j) for every pair in the batch, which a flow cannot do cheaply). Terms: ``loss``,
     ``reconstruction``, ``kl`` (analytic, unweighted), ``elbo``, ``mi``, ``tc``, ``dimension_kl``.
 
     References:
@@ -108,12 +113,12 @@ def beta_tc_vae(
         beta: weight β of the total correlation.
         gamma: weight γ of the dimension-wise KL.
         sampling: estimator of log q(z): "mws" (minibatch weighted) or "mss" (minibatch stratified).
-        dataset_size: N, the number of training examples (the trainer cannot pass it: set it to your data's size).
+        dataset_size: N, the number of training examples; None: the training set's size, recorded by vaekit.fit (the batch's before any fit).
     """
     if posterior in FLOW_POSTERIORS:
         raise ConfigError(f'beta_tc_vae needs a Gaussian posterior ("diagonal" or "full_covariance"), got {posterior!r}')
     penalty = TotalCorrelationPenalty(alpha=alpha, beta=beta, gamma=gamma, dataset_size=dataset_size, sampling=sampling)
-    return spec.build(ELBO([penalty], beta=0.0), **posterior_build_options(posterior, flow_steps))
+    return spec.build(ELBO([penalty], beta=0.0), **posterior_build_options(posterior, DEFAULT_FLOW_STEPS))
 
 
 @register("iwae", family="variational")
@@ -123,7 +128,8 @@ def iwae(spec: ModelSpec, *, posterior: str = "diagonal", flow_steps: int = DEFA
 
     loss = −mean_b [ logsumexp_i log w_{i,b} − log k ], gradients through every weight.
     k = 1 is the VAE; the bound tightens toward log p(x) as k grows. Terms: ``loss``,
-    ``iwae`` (the bound), ``elbo`` (mean log w).
+    ``iwae`` (the bound), ``elbo`` (mean log w), and the ELBO's parts at the same samples,
+    ``reconstruction`` and ``kl`` (Monte Carlo), for monitoring.
 
     References:
         Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, ICLR 2016), arXiv:1509.00519.
@@ -143,7 +149,7 @@ def miwae(
 
     loss = −(1/M) Σ_m mean_b [ logsumexp_i log w_{m,i,b} − log k ] over M·k draws. Keeps the
     inference network's gradient signal that a single large-k bound loses. Terms: ``loss``,
-    ``iwae`` (the averaged bound), ``elbo``.
+    ``iwae`` (the averaged bound), ``elbo``, ``reconstruction``, ``kl``.
 
     References:
         Tighter Variational Bounds are Not Necessarily Better (Rainforth et al., ICML 2018), arXiv:1802.04537.

@@ -145,7 +145,8 @@ class TotalCorrelationPenalty:
         −log p(x|z) + α I_q(x; z) + β KL(q(z) ‖ Π_d q(z_d)) + γ Σ_d KL(q(z_d) ‖ p(z_d))
 
     (α = β = γ = 1 is the ELBO, up to the estimator). Both estimators need N, the size of
-    the training set, which an objective cannot see: pass it as ``dataset_size``. MWS gives
+    the training set: ``dataset_size``, or when it is None the size ``vaekit.fit`` records on
+the model (``model.dataset_size``), or failing both the batch itself. MWS gives
     every batch posterior the weight 1/(N·B), so its log q̂(z) sits between log B and log N
     nats below the truth (and each log q̂(z_d) likewise): the MI, TC and dimension-wise
     KL it reports carry offsets of that order (at initialisation, TC ≈ (D − 1) log N),
@@ -155,7 +156,7 @@ class TotalCorrelationPenalty:
         alpha: weight α of the index-code mutual information.
         beta: weight β of the total correlation.
         gamma: weight γ of the dimension-wise KL.
-        dataset_size: N, the number of training examples.
+        dataset_size: N, the number of training examples; None: the training set ``fit`` saw.
         sampling: "mws" (minibatch weighted) or "mss" (minibatch stratified).
 
     Terms returned (batch means, before weights): ``mi``, ``tc``, ``dimension_kl``.
@@ -169,18 +170,20 @@ class TotalCorrelationPenalty:
         >>> objective = ELBO([TotalCorrelationPenalty(beta=6.0, dataset_size=60000)], beta=0.0)
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0, dataset_size: int = 60000, sampling: str = "mws"):
+    def __init__(self, alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0, dataset_size: int | None = None, sampling: str = "mws"):
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             if value < 0:
                 raise ConfigError(f"{name} must be ≥ 0, got {value}")
         if sampling not in SAMPLING:
             raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING)}")
-        if int(dataset_size) != dataset_size or dataset_size < 1:
+        if dataset_size is not None and (int(dataset_size) != dataset_size or dataset_size < 1):
             raise ConfigError(f"dataset_size must be a positive integer (the number of training examples), got {dataset_size}")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
-        self.dataset_size, self.sampling = int(dataset_size), sampling
+        self.dataset_size = None if dataset_size is None else int(dataset_size)
+        self.sampling = sampling
 
     def __call__(self, model: "LatentVariableModel", sample: PosteriorSample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        terms = {k: v.mean() for k, v in total_correlation_decomposition(sample.q, sample.z, sample.prior, self.dataset_size, self.sampling).items()}
+        n = self.dataset_size or getattr(model, "dataset_size", None) or sample.z.shape[0]
+        terms = {k: v.mean() for k, v in total_correlation_decomposition(sample.q, sample.z, sample.prior, n, self.sampling).items()}
         penalty = self.alpha * terms["mi"] + self.beta * terms["tc"] + self.gamma * terms["dimension_kl"]
         return penalty, terms

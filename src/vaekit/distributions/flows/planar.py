@@ -45,7 +45,8 @@ class PlanarTransform(FlowTransform):
         super().__init__(cache_size=cache_size)
         self.u, self.w, self.b = u, w, b
         wu = (w * u).sum(-1)
-        self._softplus_wu = F.softplus(wu)  # ûᵀw + 1
+        # ûᵀw + 1 > 0; kept off 0 so that a very negative wᵀu (softplus underflow) leaves det ≠ 0
+        self._softplus_wu = F.softplus(wu).clamp_min(torch.finfo(wu.dtype).eps)
         w_sq = (w * w).sum(-1).clamp_min(torch.finfo(w.dtype).tiny)
         self.u_hat = u + ((self._softplus_wu - 1 - wu) / w_sq).unsqueeze(-1) * w
 
