@@ -62,7 +62,7 @@ def test_check_data_messages():
         check_data(x, name="val")
     for likelihood in ("bernoulli", "logistic"):
         with pytest.raises(DataError, match=r"values in \[0, 255\] but the .* needs values in \[0, 1\]; "
-                                            r"scale it to \[0, 1\] first, e.g. divide 8-bit images by 255"):
+                                            r"scale it to \[0, 1\] first \(e.g. divide 8-bit images by 255\), or use likelihood=\"gaussian\""):
             check_data(torch.tensor([[0.0, 255.0]]), likelihood=likelihood)
     check_data(torch.tensor([[0.0, 255.0]]), likelihood="gaussian")  # no range for gaussian
     with pytest.raises(DataError, match=r"\[-0.5, 1\]"):

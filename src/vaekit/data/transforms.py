@@ -37,13 +37,17 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
 
     Arguments:
         x: floating-point intensities in ``[0, 1]``.
-        generator: the random generator (on ``x``'s device) to draw from.
+        generator: the random generator to draw from; one on another device than ``x`` (a
+            CPU generator for data on the GPU) draws uniforms there and compares them with x.
 
     Example:
         >>> binarize(torch.tensor([0.0, 1.0, 1.0]))
         tensor([0., 1., 1.])
     """
     _check_probabilities(x)
+    if generator is not None and generator.device != x.device:
+        uniform = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
+        return (uniform.to(x.device) < x).to(x.dtype)
     return torch.bernoulli(x, generator=generator)
 
 
@@ -151,7 +155,8 @@ def corrupt(
             entry to 0 with probability ``level``; ``"salt_pepper"`` sets each entry with
             probability ``level`` to ``low`` or ``high`` (equally likely).
         level: σ ≥ 0 for ``"gaussian"``, a probability in ``[0, 1]`` otherwise.
-        generator: the random generator (on ``x``'s device) to draw from.
+        generator: the random generator to draw from; one on another device than ``x`` (a
+            CPU generator for data on the GPU) draws uniforms there and compares them with x.
         low, high: the salt-and-pepper values; default ``x.min()`` and ``x.max()``.
 
     Example:
