@@ -51,6 +51,15 @@ def test_bad_arguments_are_refused():
         vaekit.log_likelihood(model, torch.zeros(2, 5), num_samples=0)
     with pytest.raises(DataError, match="expects"):
         vaekit.log_likelihood(model, torch.zeros(2, 6))
+    broken = torch.zeros(2, 5)
+    broken[1, 3] = float("nan")
+    for score in (vaekit.log_likelihood, vaekit.evaluate):  # never a NaN result
+        with pytest.raises(DataError, match="non-finite"):
+            score(model, broken)
+    bernoulli = vaekit.create("vae", input_shape=(5,), latent_dim=2, hidden_dims=(8,), likelihood="bernoulli")
+    for score in (vaekit.log_likelihood, vaekit.evaluate):  # never a silent wrong answer
+        with pytest.raises(DataError, match=r"\[0, 3\] but the bernoulli likelihood"):
+            score(bernoulli, torch.tensor([[0.0, 1.0, 3.0, 0.5, 0.2]]))
 
 
 def test_evaluate_reports_bound_below_log_likelihood_and_active_units():

@@ -7,16 +7,23 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from vaekit.data import check_data
 from vaekit.errors import ConfigError
 from vaekit.objectives import log_importance_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models import LatentVariableModel
 
-__all__ = ["log_likelihood", "MAX_CODES_PER_CHUNK"]
+__all__ = ["log_likelihood", "check_model_input", "MAX_CODES_PER_CHUNK"]
 
 MAX_CODES_PER_CHUNK = 32_768
 """Upper bound on the number of latent codes decoded at once (memory stays bounded for any K)."""
+
+
+def check_model_input(model: "LatentVariableModel", x: torch.Tensor) -> None:
+    """Refuse data the model cannot score: wrong shape, NaN/inf, or values its likelihood cannot take."""
+    model.check_input(x)
+    check_data(x, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name="x")
 
 
 @torch.no_grad()
@@ -54,7 +61,7 @@ def log_likelihood(
         raise ConfigError(f"num_samples must be ≥ 1, got {num_samples}")
     if model.prior_module is None:
         raise ConfigError("log_likelihood needs a model with a prior p(z); deterministic autoencoders have none")
-    model.check_input(x)
+    check_model_input(model, x)
     was_training = model.training
     model.eval()
     device = model.device

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from vaekit.distributions import kl_or_estimate, kl_per_dimension, latent_code, sample_with_log_prob
-from vaekit.eval.likelihood import log_likelihood
+from vaekit.eval.likelihood import check_model_input, log_likelihood
 
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models import LatentVariableModel
@@ -48,7 +48,7 @@ def evaluate(
     and with ``nll_samples`` > 0 ``log_likelihood`` (importance-sampled, K = nll_samples)
     and ``bits_per_dim``. Deterministic autoencoders have no prior, hence no bound.
     """
-    model.check_input(x)
+    check_model_input(model, x)
     was_training = model.training
     model.eval()
     device = model.device
