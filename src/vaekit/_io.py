@@ -1,14 +1,37 @@
-"""Atomic file writes: a reader (or a killed process) never sees a half-written file."""
+"""Atomic file writes (a reader or a killed process never sees a half-written file) and tensor digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
+import torch
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "tensors_sha256"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` (in name order).
+
+    Stored in a safetensors file's metadata and checked on load, so damage inside the
+    tensor data (which the safetensors header cannot see) is caught.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -24,6 +47,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # the permissions of an ordinary new file, not mkstemp's 0600
     os.close(fd)
     tmp_path = Path(tmp)
     try:

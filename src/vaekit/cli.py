@@ -80,7 +80,7 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in str(text).replace(" ", "").strip("[]()").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 512,256, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 512,256, got {text!r}") from None
 
 
 def _extra_options(extras: Sequence[str], known: Sequence[str]) -> dict[str, Any]:
@@ -197,6 +197,37 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_flags() -> dict[str, argparse.Action]:
+    """`vaekit train`'s flags by setting name: their types and choices check a --config file too."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {action.dest: action for action in sub.choices["train"]._actions}
+
+
+def _setting_from_yaml(key: str, value: Any, flag: argparse.Action, path: str) -> Any:
+    """``value`` of ``key`` from a YAML config, converted and checked as its command-line flag would be."""
+    from vaekit.errors import ConfigError
+
+    if value is None:
+        return None
+    if flag.nargs == 0:  # an on/off flag (--conditional, --quiet)
+        if not isinstance(value, bool):
+            raise ConfigError(f"config file {path}: {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, (dict, bool)) or (isinstance(value, list) and flag.type is not _int_list):
+        raise ConfigError(f"config file {path}: {key} must be a single value, got {value!r}")
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    try:
+        converted = flag.type(text) if flag.type else text
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(f"config file {path}: {key} {e}") from None
+    except (ValueError, TypeError):
+        expected = {int: "an integer", float: "a number"}.get(flag.type, "a valid value")
+        raise ConfigError(f"config file {path}: {key} must be {expected}, got {value!r}") from None
+    if flag.choices and converted not in flag.choices:
+        raise ConfigError(f"config file {path}: {key} must be one of {', '.join(flag.choices)}, got {value!r}")
+    return converted
+
+
 def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Resolve defaults < --config YAML < flags; return (model name, settings, preset options)."""
     from vaekit.errors import ConfigError
@@ -211,9 +242,16 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
         if config.get("out") and not args.out:
             args.out = str(config["out"])
         config.pop("out", None)
-        options.update(config.pop("options", None) or {})
+        config_options = config.pop("options", None) or {}
+        if not isinstance(config_options, dict):
+            raise ConfigError(f"config file {args.config}: options must be a mapping of preset option: value, got {config_options!r}")
+        options.update(config_options)
+        flags = _train_flags()
         for key, value in config.items():
-            (settings if key in TRAIN_DEFAULTS else options)[key] = value
+            if key in TRAIN_DEFAULTS:
+                settings[key] = _setting_from_yaml(key, value, flags[key], args.config)
+            else:
+                options[key] = value
     flags = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     settings.update(flags)
     options.update(_extra_options(extras, list(TRAIN_DEFAULTS) + ["out", "config", "resume", "fresh"]))

@@ -61,3 +61,38 @@ def test_missing_and_damaged_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": "no_such_model", "input_shape": [4]}))
     with pytest.raises(CheckpointError, match="cannot build"):
         vaekit.load(tmp_path)
+
+
+def test_damage_inside_the_tensor_data_is_caught(tmp_path):
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    path = tmp_path / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x55  # a flipped byte in the last weight: the header still parses
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="integrity check"):
+        vaekit.load(tmp_path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    model.save(tmp_path)  # the digest matches: the file is intact, its contents are not usable
+    with pytest.raises(CheckpointError, match="non-finite weights"):
+        vaekit.load(tmp_path)
+
+
+def test_config_with_wrong_types_and_bad_devices(tmp_path):
+    from vaekit.errors import ConfigError
+
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        vaekit.load(tmp_path, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            vaekit.load(tmp_path, device="cuda")
+    config = json.loads((tmp_path / "config.json").read_text())
+    for damage in ({"latent_dim": "abc"}, {"options": [1]}):
+        (tmp_path / "config.json").write_text(json.dumps({**config, **damage}))
+        with pytest.raises(CheckpointError):
+            vaekit.load(tmp_path)

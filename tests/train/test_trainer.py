@@ -192,8 +192,14 @@ def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
     x = digits(64)
     vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)
     path = tmp_path / CHECKPOINT_FILE
-    path.write_bytes(path.read_bytes()[:100])
+    intact = path.read_bytes()
+    path.write_bytes(intact[:100])
     with pytest.raises(CheckpointError, match="truncated or tampered"):
+        vaekit.fit(tiny_model(), x, epochs=2, quiet=True, out_dir=tmp_path)
+    flipped = bytearray(intact)
+    flipped[-5] ^= 0x55  # inside the tensor data: the header still parses
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="integrity check"):
         vaekit.fit(tiny_model(), x, epochs=2, quiet=True, out_dir=tmp_path)
 
 

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from vaekit._io import atomic_path, atomic_write_text
+from vaekit._device import resolve_device
+from vaekit._io import atomic_path, atomic_write_text, tensors_sha256
 from vaekit._version import __version__
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.models.model import LatentVariableModel
@@ -29,8 +30,9 @@ def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tensors = state_tensors(model)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(state_tensors(model), str(tmp), metadata={"vaekit_version": __version__})
+        save_file(tensors, str(tmp), metadata={"vaekit_version": __version__, "sha256": tensors_sha256(tensors)})
     config = {**model.config, "vaekit_version": __version__}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     return directory
@@ -57,8 +59,16 @@ def load_weights(model: LatentVariableModel, path: str | Path) -> None:
         raise CheckpointError(f"weights file {path} is missing")
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            expected = (f.metadata() or {}).get("sha256")
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with") from None
+    if expected != tensors_sha256(tensors):
+        raise CheckpointError(f"{path} fails its integrity check (the weights do not match the digest saved with them); "
+                              "it is damaged or tampered with — retrain or restore it")
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{path} holds non-finite weights (in {broken[0]}); it cannot be used — retrain or restore it")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -75,11 +85,13 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Lat
     from vaekit.models.registry import create
 
     config = read_config(directory)
+    if not isinstance(config.get("options", {}), dict):
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: 'options' must be a mapping, got {config['options']!r}; the file is damaged")
     options = dict(config.get("options", {}))
     common = {k: v for k, v in config.items() if k not in ("model", "options", "vaekit_version", "input_shape")}
     try:
         model = create(config["model"], input_shape=tuple(config["input_shape"]), **common, **options)
-    except ConfigError as e:
+    except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this vaekit cannot build: {e}") from None
     load_weights(model, Path(directory) / WEIGHTS_FILE)
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from vaekit._io import atomic_path
+from vaekit._io import atomic_path, tensors_sha256
 from vaekit.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "CHECKPOINT_FILE"]
@@ -46,7 +46,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
-    metadata = {"trainer": json.dumps(trainer_state), "optimizer": json.dumps(opt_meta), "format": "vaekit-checkpoint-1"}
+    metadata = {"trainer": json.dumps(trainer_state), "optimizer": json.dumps(opt_meta), "format": "vaekit-checkpoint-1",
+                "sha256": tensors_sha256(tensors)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -72,6 +73,9 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
     if metadata.get("format") != "vaekit-checkpoint-1":
         raise CheckpointError(f"{path} is not a vaekit training checkpoint")
+    if metadata.get("sha256") != tensors_sha256(tensors):
+        raise CheckpointError(f"checkpoint {path} fails its integrity check (its tensors do not match the digest saved "
+                              "with them); it is damaged or tampered with — delete it to start over")
     try:
         trainer_state = json.loads(metadata["trainer"])
         opt_meta = json.loads(metadata["optimizer"])

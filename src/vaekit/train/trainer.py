@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from vaekit._device import resolve_device
 from vaekit._io import atomic_write_text
 from vaekit.data import Dataset, as_dataset, binarize, check_data, static_binarize
 from vaekit.errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -78,16 +79,6 @@ class LastGoodState:
         for t, copy_ in zip(live, self.copies):
             t.copy_(copy_)
         self.model.step = self.step  # type: ignore[attr-defined]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto": CUDA when available, else CPU. A CUDA request without CUDA is an error."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return device
 
 
 def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> Dataset:
