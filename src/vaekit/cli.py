@@ -284,10 +284,13 @@ def _likelihood_for(x: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
+    import torch
+
     import vaekit
     from vaekit._io import atomic_write_text
     from vaekit.data import Dataset, train_val_split
     from vaekit.errors import ConfigError
+    from vaekit.train.checkpoint import CHECKPOINT_FILE, check_resumable
 
     name, settings, options = train_settings(args, extras)
     out = Path(args.out or f"runs/{name}")
@@ -312,7 +315,11 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     spec = {k: settings[k] for k in SPEC_KEYS}
     if settings["conditional"] and not options.get("num_classes") and not options.get("condition_dim"):
         spec["num_classes"] = int(train_full.y.max()) + 1
+    torch.manual_seed(settings["seed"])  # --seed fixes the initial weights too
     model = vaekit.create(name, input_shape=train_full.input_shape, **spec, **options)
+    checkpoint = out / CHECKPOINT_FILE
+    if checkpoint.exists() and not args.fresh:  # refuse before train.yaml is rewritten
+        check_resumable(checkpoint, model)
     settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)
     if chosen:
         _say(settings, f"likelihood: {model.config['likelihood']} (data in [{float(train_full.x.min()):g}, "

@@ -77,6 +77,20 @@ def test_free_bits_clamps_each_dimension_of_the_batch_mean_kl():
     assert free_bits_kl(q, p, kl_divergence(q, p), 100.0).item() == 400.0  # every dimension below λ: constant, no gradient
 
 
+def test_a_vae_with_free_bits_minimises_reconstruction_plus_the_clamped_kl():
+    import vaekit
+
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(6,), latent_dim=3, hidden_dims=(8,), likelihood="gaussian", free_bits=0.5)
+    x = torch.randn(32, 6)
+    torch.manual_seed(1)
+    out = model.loss(x)
+    q, p = model.encode(x), model.prior()
+    per_dim = kl_divergence(q.base_dist, p.base_dist).mean(0)  # E_batch KL_i of each coordinate
+    torch.testing.assert_close(out["loss"], out["reconstruction"] + per_dim.clamp_min(0.5).sum())
+    torch.testing.assert_close(out["kl"], per_dim.sum())  # the reported KL is the true one, not clamped
+
+
 def test_gradients_reach_every_parameter():
     model, *_ = linear_gaussian_model(posterior="diagonal", exact=False)
     model.loss(torch.randn(8, 5))["loss"].backward()

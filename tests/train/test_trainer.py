@@ -88,6 +88,19 @@ def test_nan_loss_restores_last_good_state_and_names_the_batch(tmp_path):
     assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved  # nothing saved was touched
 
 
+def test_a_nan_gradient_behind_a_finite_loss_is_caught_too(tmp_path):
+    x = digits(320)
+    model = tiny_model()
+    vaekit.fit(model, x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)
+    saved = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    weight = model.decoder.net[0].weight
+    weight.register_hook(lambda g: g * float("nan") if model.step == 15 else g)  # batch 6, the last of a window: its loss is finite
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights after a step of epoch 2 \(batches 4–6"):
+        vaekit.fit(model, x, epochs=3, batch_size=32, quiet=True, out_dir=tmp_path, log_every=3)
+    assert all(torch.isfinite(p).all() for p in model.parameters()) and model.step == 13
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved
+
+
 def test_early_stopping_and_best_model(tmp_path):
     class WorseOnValidation:
         def __init__(self, inner):
@@ -209,3 +222,58 @@ def test_fit_records_the_training_set_size_for_beta_tc():
     assert model.dataset_size is None
     vaekit.fit(model, digits(200), epochs=1, batch_size=50, quiet=True)
     assert model.dataset_size == 200  # the N of the minibatch-weighted estimator
+
+
+def test_kl_warm_up_advances_with_the_steps_and_validation_uses_its_end(tmp_path):
+    x = digits(256)
+    model = tiny_model(warmup_steps=1000)
+    result = vaekit.fit(model, x[:192], x[192:], epochs=2, batch_size=32, quiet=True)
+    assert model.step == 12
+    last = result.history[-1]
+    # training: loss = reconstruction + β_t KL with β_t = t/1000 < 1; validation: β = 1, the ELBO itself
+    assert last["train/kl"] > 0.1 and last["train/loss"] < -last["train/elbo"] - 0.5 * last["train/kl"]
+    for record in result.history:
+        assert record["val/loss"] == pytest.approx(-record["val/elbo"], rel=1e-6)
+    model.train()
+    model.step = 250
+    out = model.loss(x[:64])
+    torch.testing.assert_close(out["loss"], out["reconstruction"] + 0.25 * out["kl"])
+
+
+def test_a_resumed_run_keeps_its_early_stop_and_takes_the_new_learning_rate(tmp_path):
+    class Constant:  # validation never improves after epoch 1
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, model, x, y=None):
+            out = dict(self.inner(model, x, y))
+            if not model.training:
+                out["loss"] = out["loss"] * 0
+            return out
+
+    x = digits(128)
+    model = tiny_model()
+    model.objective = Constant(model.objective)
+    first = vaekit.fit(model, x[:96], x[96:], epochs=10, batch_size=32, patience=2, quiet=True, out_dir=tmp_path)
+    assert first.stopped_early and len(first.history) == 3
+    again = tiny_model()
+    again.objective = Constant(again.objective)
+    second = vaekit.fit(again, x[:96], x[96:], epochs=20, batch_size=32, patience=2, quiet=True, out_dir=tmp_path)
+    assert second.stopped_early and len(second.history) == 3  # nothing more was trained
+
+    other = tmp_path / "lr"
+    vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=other, lr=1e-3)
+    seen = []
+    resumed = tiny_model()
+    original_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        vaekit.fit(resumed, x, epochs=2, batch_size=32, quiet=True, out_dir=other, lr=5e-4)
+    finally:
+        torch.optim.Adam.step = original_step
+    assert seen and set(seen) == {5e-4}

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from vaekit._io import atomic_path, tensors_sha256
 from vaekit.errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "CHECKPOINT_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "check_resumable", "CHECKPOINT_FILE"]
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -60,6 +60,18 @@ def read_trainer_state(path: str | Path) -> dict[str, Any]:
         return json.loads(metadata["trainer"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
+
+
+def check_resumable(path: str | Path, model: Any) -> dict[str, Any]:
+    """The trainer state of checkpoint ``path``, or a CheckpointError if it holds another model than ``model``."""
+    state = read_trainer_state(path)
+    saved_config = state.get("model_config", {})
+    if saved_config != model.config:
+        raise CheckpointError(
+            f"{Path(path).parent} holds a run of a different model ({saved_config.get('model')} with other options); "
+            "choose another output folder, or start over with resume=False (--fresh)"
+        )
+    return state
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from vaekit.errors import CheckpointError, ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
 from vaekit.train.distributed import process_group_from_env
-from vaekit.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_trainer_state, save_checkpoint
+from vaekit.train.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint, save_checkpoint
 
 __all__ = ["fit", "FitResult", "resolve_device"]
 
@@ -91,16 +91,25 @@ def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.dev
     return Dataset(x, y, name=dataset.name)
 
 
+SCHEDULES_DONE = 2**62
+"""A step count past the end of every schedule (KL warm-up, capacity): validation happens there."""
+
+
 @torch.no_grad()
 def _validate(model: LatentVariableModel, val: Dataset, batch_size: int) -> dict[str, float]:
+    """Mean loss terms on ``val``, with every schedule at its final value, so epochs compare on one scale."""
     model.eval()
+    step, model.step = model.step, SCHEDULES_DONE
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, len(val), batch_size):
-        xb = val.x[start : start + batch_size]
-        yb = None if val.y is None else val.y[start : start + batch_size]
-        for k, v in model.loss(xb, yb).items():
-            sums[k] = sums.get(k, 0) + v.detach() * xb.shape[0]
-    model.train()
+    try:
+        for start in range(0, len(val), batch_size):
+            xb = val.x[start : start + batch_size]
+            yb = None if val.y is None else val.y[start : start + batch_size]
+            for k, v in model.loss(xb, yb).items():
+                sums[k] = sums.get(k, 0) + v.detach() * xb.shape[0]
+    finally:
+        model.step = step
+        model.train()
     return {k: float(v) / len(val) for k, v in sums.items()}
 
 
@@ -136,11 +145,15 @@ def fit(
         seed: seeds initial shuffling, binarisation and the reparameterisation noise.
         device: "cpu", "cuda", or None for CUDA when available.
         grad_clip: clip the gradient norm to this value (None: off).
-        patience: stop when the validation loss has not improved for this many epochs.
+        patience: stop when the validation loss has not improved for this many epochs. The
+            validation loss is the objective with its schedules (KL warm-up, capacity) at
+            their final values, so a rising KL weight does not pass for overfitting.
         binarize_data: "dynamic" (a fresh Bernoulli draw of the training set every epoch,
             validation binarised once) or "static" (both binarised once), None: as given.
         resume: continue from ``out_dir/checkpoint.safetensors`` when it exists (a killed
-            run loses at most the epoch in progress); False starts over.
+            run loses at most the epoch in progress); False starts over. A resumed run keeps
+            its weights, Adam moments and RNG states but takes this call's ``lr`` and
+            ``weight_decay``; a run that stopped early stays stopped.
         log_every: steps between progress-bar updates and NaN checks.
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
@@ -185,16 +198,14 @@ def fit(
     start_epoch, bad_epochs = 0, 0
     checkpoint_path = None if out_dir is None else Path(out_dir) / CHECKPOINT_FILE
     if checkpoint_path is not None and checkpoint_path.exists() and resume:
-        saved_config = read_trainer_state(checkpoint_path).get("model_config", {})
-        if saved_config != model.config:
-            raise CheckpointError(
-                f"{out_dir} holds a run of a different model ({saved_config.get('model')} with other options); "
-                "choose another output folder, or start over with resume=False (--fresh)"
-            )
+        check_resumable(checkpoint_path, model)
         state = load_checkpoint(checkpoint_path, model, optimizer, generator)
         if group.distributed:  # the checkpoint holds rank 0's noise state: give each process its own again
             torch.manual_seed(seed + group.rank + 7919 * state["epoch"])
         start_epoch, bad_epochs, model.step = state["epoch"], state["bad_epochs"], state["step"]
+        result.stopped_early = bool(state.get("stopped_early", False))  # a finished run stays finished
+        for group_ in optimizer.param_groups:  # the settings of this call, not the checkpoint's
+            group_["lr"], group_["weight_decay"] = lr, weight_decay
         result.history, result.best_epoch, result.best_val_loss = state["history"], state["best_epoch"], state["best_val_loss"]
         if writes:
             atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in result.history))
@@ -223,6 +234,7 @@ def fit(
         keys: list[str] = []
         bad = torch.zeros((), dtype=torch.bool, device=device)
         first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        bad_terms = torch.zeros((), device=device)  # the loss terms of the first bad batch
         for i in range(steps_per_epoch):
             index = order[i * batch_size : (i + 1) * batch_size]
             xb = x_epoch[index]
@@ -241,17 +253,24 @@ def fit(
             sums = terms if sums is None else sums + terms
             finite = torch.isfinite(out["loss"].detach())
             first_bad = torch.where(~finite & ~bad, i, first_bad)
+            bad_terms = torch.where(~finite & ~bad, terms / xb.shape[0], bad_terms)
             bad = bad | ~finite
 
             if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
-                if group.any(bad):  # one host sync per log_every steps
+                # a finite loss can still come with a non-finite gradient: check the weights too
+                weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+                if group.any(bad | ~weights_finite):  # one host sync per log_every steps
                     good_state.restore()
                     if progress is not None:
                         progress.close()
+                    where = f"epoch {epoch + 1}, batch {int(first_bad) + 1} of {steps_per_epoch}"
                     raise NonFiniteLossError(
-                        f"non-finite loss at epoch {epoch + 1}, batch {int(first_bad) + 1} of {steps_per_epoch} "
-                        f"(term values: {', '.join(f'{k}={float(v):.4g}' for k, v in zip(keys, terms / xb.shape[0]))}); "
-                        "the model was restored to its last good state and nothing saved was touched. "
+                        (f"non-finite loss at {where} (term values: "
+                         f"{', '.join(f'{k}={float(v):.4g}' for k, v in zip(keys, bad_terms))})"
+                         if bool(bad) else
+                         f"non-finite weights after a step of epoch {epoch + 1} (batches {i + 2 - ((i % log_every) + 1)}–{i + 1}; "
+                         "the loss was finite, a gradient was not)")
+                        + "; the model was restored to its last good state and nothing saved was touched. "
                         "Lower the learning rate, set grad_clip, or check the data for extreme values."
                     )
                 good_state.save()
@@ -283,6 +302,7 @@ def fit(
             trainer_state = {
                 "epoch": epoch + 1, "step": model.step, "bad_epochs": bad_epochs, "history": result.history,
                 "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "model_config": model.config,
+                "stopped_early": result.stopped_early,
             }
             save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator)
             with open(Path(out_dir) / METRICS_FILE, "a") as f:
