@@ -134,7 +134,9 @@ def _load_data(settings: dict[str, Any], split: str):
 
 
 def _has_test_split(source: str) -> bool:
-    return str(source).lower().replace("_", "-") in ("fashion-mnist", "fmnist", "digits")
+    from vaekit.data import has_test_split
+
+    return has_test_split(source)
 
 
 def _binarized(x, settings: dict[str, Any], seed: int):
@@ -506,7 +508,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaekit", description="Autoencoders and variational autoencoders: train, evaluate, sample, use.", allow_abbrev=False)
+    parser = _Parser(prog="vaekit", description="Autoencoders and variational autoencoders: train, evaluate, sample, use.")
     parser.add_argument("--version", action="version", version=f"vaekit {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     S = argparse.SUPPRESS

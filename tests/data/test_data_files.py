@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaekit.data import load_array, load_csv, load_dataset, load_image_folder
+from vaekit.data import has_test_split, load_array, load_csv, load_dataset, load_image_folder
 from vaekit.data.arrays import array_to_examples
 from vaekit.errors import DataError
 
@@ -215,6 +215,10 @@ def test_load_dataset_dispatches_on_path(tmp_path):
     assert load_dataset(tmp_path / "imgs", image_size=(3, 3)).x.shape == (1, 1, 3, 3)
     with pytest.raises(DataError, match="no split 'test'"):
         load_dataset(tmp_path / "t.csv", split="test")
+    np.savez(tmp_path / "two.npz", x_train=np.zeros((3, 4), np.float32), x_test=np.ones((2, 4), np.float32))
+    np.savez(tmp_path / "one.npz", x=np.zeros((3, 4), np.float32))
+    assert [has_test_split(tmp_path / f) for f in ("two.npz", "one.npz", "x.npy", "t.csv", "imgs")] == [True, False, False, False, False]
+    assert has_test_split("digits") and has_test_split("fashion-mnist")
 
 
 def test_load_dataset_errors(tmp_path):

@@ -14,7 +14,7 @@ from vaekit.data.digits import load_digits
 from vaekit.data.fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from vaekit.data.idx import parse_idx, read_idx
 from vaekit.data.image_folder import load_image_folder
-from vaekit.data.sources import DATASET_NAMES, load_dataset
+from vaekit.data.sources import DATASET_NAMES, has_test_split, load_dataset
 from vaekit.data.tables import load_csv
 from vaekit.data.transforms import (
     NOISE_TYPES,
@@ -30,6 +30,7 @@ from vaekit.data.validation import as_dataset, check_data, check_labels
 __all__ = [
     "Dataset",
     # sources
+    "has_test_split",
     "load_dataset",
     "load_fashion_mnist",
     "load_digits",

@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from vaekit.data._splits import check_split
 from vaekit.data.arrays import load_array
 from vaekit.data.dataset import Dataset
@@ -15,7 +17,7 @@ from vaekit.data.image_folder import load_image_folder
 from vaekit.data.tables import load_csv
 from vaekit.errors import DataError
 
-__all__ = ["load_dataset", "DATASET_NAMES", "FILE_SUFFIXES"]
+__all__ = ["load_dataset", "has_test_split", "DATASET_NAMES", "FILE_SUFFIXES"]
 
 #: Built-in dataset names (and aliases) -> canonical name.
 DATASET_NAMES: dict[str, str] = {
@@ -76,3 +78,20 @@ def load_dataset(
         check_split(split, ("train", "all"), f"CSV file {path}")
         return load_csv(path, label_column=label_column)
     raise DataError(f"cannot load {path}: unknown file type {suffix or '(no suffix)'!r}; {_ACCEPTS}")
+
+
+def has_test_split(source: str | os.PathLike) -> bool:
+    """Whether ``load_dataset(source, "test")`` has a split of its own to give: the built-in
+    datasets, a folder of Fashion-MNIST IDX files, and an ``.npz`` archive with ``x_test``."""
+    if isinstance(source, str) and source.strip().lower() in DATASET_NAMES:
+        return True
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return has_fashion_mnist(path)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return bool({"x_test", "X_test"} & set(archive.files))
+        except (OSError, ValueError):
+            return False  # load_dataset will say what is wrong with the file
+    return False
