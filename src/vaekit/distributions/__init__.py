@@ -27,7 +27,7 @@ from vaekit.distributions.posteriors import (
     scale_tril_from_parameters,
 )
 from vaekit.distributions.priors import StandardNormalPrior
-from vaekit.distributions.sampling import latent_code, sample_with_log_prob
+from vaekit.distributions.sampling import latent_code, sample_with_free_log_prob, sample_with_log_prob
 
 POSTERIORS = {
     "diagonal": DiagonalGaussianPosterior,
@@ -67,5 +67,6 @@ __all__ = [
     "StandardNormalPrior",
     "latent_code",
     "sample_with_log_prob",
+    "sample_with_free_log_prob",
     "POSTERIORS",
 ]

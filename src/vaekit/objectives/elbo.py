@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import torch
 from torch.distributions import Distribution
 
-from vaekit.distributions import kl_or_estimate, kl_per_dimension, sample_with_log_prob
+from vaekit.distributions import kl_or_estimate, kl_per_dimension, sample_with_free_log_prob
 from vaekit.errors import ConfigError
 from vaekit.objectives.posterior_sample import PosteriorSample, Reconstruction, Regulariser
 from vaekit.objectives.schedules import linear_warmup
@@ -91,16 +91,17 @@ class ELBO:
 
     def __call__(self, model: "LatentVariableModel", x: torch.Tensor, y: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:
         q = model.encode(x, y)
-        z, log_q = sample_with_log_prob(q)
+        z, log_q = sample_with_free_log_prob(q)  # log q(z|x) is only evaluated if the KL has no closed form
         px = model.decode(z, y)
         cost = -px.log_prob(x) if self.reconstruction is None else self.reconstruction(px, x)
         p = model.prior()
         kl = kl_or_estimate(q, p, z, log_q)
-        kl_loss = free_bits_kl(q, p, kl, self.free_bits) if self.free_bits > 0 else kl.mean()
-        loss = cost.mean() + self.kl_weight(model.step) * kl_loss
-        terms = {"reconstruction": cost.mean(), "kl": kl.mean()}
+        reconstruction, kl_mean = cost.mean(), kl.mean()
+        kl_loss = free_bits_kl(q, p, kl, self.free_bits) if self.free_bits > 0 else kl_mean
+        loss = reconstruction + self.kl_weight(model.step) * kl_loss
+        terms = {"reconstruction": reconstruction, "kl": kl_mean}
         if self.reconstruction is None:
-            terms["elbo"] = -(cost + kl).mean()
+            terms["elbo"] = -(reconstruction + kl_mean)
         sample = PosteriorSample(x=x, q=q, z=z, log_q=log_q, prior=p, kl=kl)
         for regulariser in self.regularisers:
             penalty, named = regulariser(model, sample)

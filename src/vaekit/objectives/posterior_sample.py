@@ -22,17 +22,18 @@ class PosteriorSample:
         x: the batch (B, *input_shape).
         q: q(z|x), batch shape (B,), event shape (D,).
         z: one reparameterised draw z ~ q(z|x), shape (B, D).
-        log_q: log q(z|x) at that draw, shape (B,).
         prior: p(z).
         kl: KL(q(z|x) ‖ p(z)) per example (closed form, else the one-sample estimate), shape (B,).
+        log_q: log q(z|x) at that draw, shape (B,), when the pass computed it (flows, or a KL
+            without closed form); None otherwise (``q.log_prob(z)`` gives it).
     """
 
     x: torch.Tensor
     q: Distribution
     z: torch.Tensor
-    log_q: torch.Tensor
     prior: Distribution
     kl: torch.Tensor
+    log_q: torch.Tensor | None = None
 
 
 class Regulariser(Protocol):
