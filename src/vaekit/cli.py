@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=10)
     p.add_argument("-o", "--output", default="interpolate.png")
 
-    p = sub.add_parser("demo", help="train a VAE on the embedded 8×8 digits (~20 s) and write PNGs + metrics")
+    p = sub.add_parser("demo", help="train a VAE on the embedded 8×8 digits (under a minute) and write PNGs + metrics")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=_positive_int, default=150)
     p.add_argument("--quiet", action="store_true")
