@@ -21,7 +21,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 from _issue3 import RESULTS, budget_arguments, setup, fashion, names, train_model, write
 from vaekit.apps import AnomalyDetector

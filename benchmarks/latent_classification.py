@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 
 from _issue3 import RESULTS, budget_arguments, setup, fashion, names, train_model, write
 from vaekit.apps import compare_latent_classification

@@ -19,7 +19,7 @@ import torch
 from vaekit._device import resolve_device
 from vaekit._io import atomic_write_text
 from vaekit.data import Dataset, as_dataset, binarize, check_data, static_binarize
-from vaekit.errors import CheckpointError, ConfigError, NonFiniteLossError
+from vaekit.errors import ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
 from vaekit.train.distributed import process_group_from_env
