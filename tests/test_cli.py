@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 import vaekit
@@ -79,6 +80,37 @@ def test_config_file_and_flags(tmp_path, capsys):
     assert main(["train", "--config", str(config), "--epochs", "3", "--out", str(out), "--posterior", "full_covariance"]) == 0
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("lr: abc", "lr must be a number, got 'abc'"),
+    ("epochs: -1", "epochs must be a positive integer, got -1"),
+    ("hidden_dims: x", "hidden_dims must be comma-separated integers"),
+    ("arch: foo", "arch must be one of auto, mlp, conv"),
+    ("conditional: 3", "conditional must be true or false"),
+    ("options: 5", "options must be a mapping"),
+])
+def test_config_values_are_checked_like_flags(tmp_path, capsys, line, message):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model: vae\ndata: digits\n{line}\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_seed_fixes_the_initial_weights_and_a_refused_resume_keeps_train_yaml(tmp_path, capsys):
+    common = ["--data", "digits", "--arch", "mlp", "--latent-dim", "2", "--hidden-dims", "8", "--epochs", "1",
+              "--nll-samples", "0", "--quiet", "--seed", "3"]
+    assert main(["train", "vae", *common, "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "vae", *common, "--out", str(tmp_path / "b")]) == 0
+    a, b = vaekit.load(tmp_path / "a").state_dict(), vaekit.load(tmp_path / "b").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    before = (tmp_path / "a" / "train.yaml").read_text()
+    wider = [v if v != "8" else "16" for v in common]  # --hidden-dims 16: another model
+    assert main(["train", "vae", *wider, "--out", str(tmp_path / "a")]) == 2
+    assert "different model" in capsys.readouterr().err
+    assert (tmp_path / "a" / "train.yaml").read_text() == before
 
 
 @pytest.mark.parametrize(

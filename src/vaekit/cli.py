@@ -248,10 +248,10 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
         if not isinstance(config_options, dict):
             raise ConfigError(f"config file {args.config}: options must be a mapping of preset option: value, got {config_options!r}")
         options.update(config_options)
-        flags = _train_flags()
+        train_flags = _train_flags()
         for key, value in config.items():
             if key in TRAIN_DEFAULTS:
-                settings[key] = _setting_from_yaml(key, value, flags[key], args.config)
+                settings[key] = _setting_from_yaml(key, value, train_flags[key], args.config)
             else:
                 options[key] = value
     flags = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
