@@ -103,3 +103,24 @@ def test_full_covariance_posterior_starts_diagonal():
     head.net.bias.data[8:] = 1.0  # the parametrisation itself can express correlations
     rows, cols = torch.tril_indices(4, 4, offset=-1)
     assert torch.all(head(torch.randn(3, 7)).scale_tril[:, rows, cols] == 1.0)
+
+
+def test_detached_correlations_give_the_same_posterior_and_stop_only_the_body_gradient():
+    torch.manual_seed(0)
+    full = FullCovarianceGaussianPosterior(6, 3)
+    detached = FullCovarianceGaussianPosterior(6, 3, detach_correlations=True)
+    with torch.no_grad():
+        full.net.weight.normal_()  # non-zero off-diagonal weights, so the L' path is live
+        detached.load_state_dict(full.state_dict())
+    h_full = torch.randn(4, 6, requires_grad=True)
+    h_detached = h_full.detach().clone().requires_grad_()
+    q_full, q_detached = full(h_full), detached(h_detached)
+    torch.testing.assert_close(q_detached.scale_tril, q_full.scale_tril)
+    torch.testing.assert_close(q_detached.loc, q_full.loc)
+    # a loss of the off-diagonal entries only: the body (h) gets nothing when detached, the head still learns
+    strict = torch.tril(torch.ones(3, 3), diagonal=-1).bool()
+    q_full.scale_tril[:, strict].sum().backward()
+    q_detached.scale_tril[:, strict].sum().backward()
+    assert h_full.grad.abs().sum() > 0
+    assert h_detached.grad is None or h_detached.grad.abs().sum() == 0
+    torch.testing.assert_close(detached.net.weight.grad, full.net.weight.grad)
