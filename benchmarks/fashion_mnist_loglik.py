@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 import vaekit
+from vaekit.distributions import FullCovarianceGaussianPosterior
 from vaekit.data import load_fashion_mnist, static_binarize, train_val_split
 
 MODELS: dict[str, tuple[str, dict]] = {
     "vae": ("vae", {}),
     "vae_full_covariance": ("vae", {"posterior": "full_covariance"}),
+    "vae_full_covariance_full_gradient": ("vae", {"posterior": "full_covariance"}),
     "iwae_k5": ("iwae", {"num_samples": 5}),
     "iwae_k50": ("iwae", {"num_samples": 50}),
     "miwae_m8_k8": ("miwae", {"num_bounds": 8, "num_samples": 8}),
@@ -60,6 +62,10 @@ def main() -> None:
         preset, options = MODELS[name]
         torch.manual_seed(0)
         model = vaekit.create(preset, input_shape=(1, 28, 28), latent_dim=32, arch="mlp", hidden_dims=(512, 512), **options)
+        if name.endswith("_full_gradient"):  # the plain AEVB gradient through L' into the encoder body
+            head = FullCovarianceGaussianPosterior(512, 32, detach_correlations=False)
+            head.load_state_dict(model.posterior.state_dict())
+            model.posterior = head
         t0 = time.perf_counter()
         fit = vaekit.fit(model, train.x, val.x, epochs=args.epochs, batch_size=128, lr=1e-3, binarize_data="dynamic",
                          out_dir=f"{args.runs}/{name}_{args.epochs}ep", quiet=args.quiet, seed=0)

@@ -107,8 +107,8 @@ def test_full_covariance_posterior_starts_diagonal():
 
 def test_detached_correlations_give_the_same_posterior_and_stop_only_the_body_gradient():
     torch.manual_seed(0)
-    full = FullCovarianceGaussianPosterior(6, 3)
-    detached = FullCovarianceGaussianPosterior(6, 3, detach_correlations=True)
+    full = FullCovarianceGaussianPosterior(6, 3, detach_correlations=False)
+    detached = FullCovarianceGaussianPosterior(6, 3)  # the default
     with torch.no_grad():
         full.net.weight.normal_()  # non-zero off-diagonal weights, so the L' path is live
         detached.load_state_dict(full.state_dict())

@@ -69,11 +69,13 @@ class FullCovarianceGaussianPosterior(nn.Module):
 
     The reparameterisation gradient reaches each L'_ij through ε_j (∂z_i/∂L'_ij = ε_j): D(D−1)/2
     zero-mean noisy signals that all flow back into the encoder body shared with μ and σ.
-    With ``detach_correlations=True`` the L' outputs read the encoder features without
-    back-propagating into them (the head's own weights still learn from the ELBO); the
-    bound and its value are unchanged, only the body's gradient drops the L' path. On the
-    8×8 digits with D = 32 (3 seeds) this closes the gap to the diagonal posterior
-    (log p(x) −23.18 ± 0.05 against −23.57 ± 0.05 with the full gradient, diagonal −23.23).
+    By default (``detach_correlations=True``) the L' outputs read the encoder features
+    without back-propagating into them: the head's own L' weights still learn from the ELBO,
+    the bound and its value are unchanged, only the body's gradient drops the L' path.
+    Measured with the same seeds and budget: on the 8×8 digits with D = 32 (3 seeds) test
+    log p(x) −23.18 ± 0.05 detached against −23.57 ± 0.05 with the full gradient (diagonal
+    posterior −23.23); on Fashion-MNIST (784-512-512-32, 5 epochs, 2 000 test images, K = 1000)
+    −245.12 against −251.64. ``detach_correlations=False`` gives the plain AEVB gradient.
 
     References:
         An Introduction to Variational Autoencoders (Kingma & Welling, 2019), §2.5,
@@ -82,7 +84,8 @@ class FullCovarianceGaussianPosterior(nn.Module):
     Arguments:
         in_features: F, the size of the encoder features.
         latent_dim: D.
-        detach_correlations: train the encoder body through μ and σ only (see above).
+        detach_correlations: train the encoder body through μ and σ only (see above); False
+            for the full reparameterisation gradient.
 
     Example:
         >>> q = FullCovarianceGaussianPosterior(32, 3)(torch.zeros(5, 32))
@@ -90,7 +93,7 @@ class FullCovarianceGaussianPosterior(nn.Module):
         torch.Size([5, 3, 3])
     """
 
-    def __init__(self, in_features: int, latent_dim: int, detach_correlations: bool = False):
+    def __init__(self, in_features: int, latent_dim: int, detach_correlations: bool = True):
         super().__init__()
         self.latent_dim, self.detach_correlations = latent_dim, bool(detach_correlations)
         self.net = nn.Linear(in_features, 2 * latent_dim + latent_dim * (latent_dim - 1) // 2)
