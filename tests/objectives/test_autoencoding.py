@@ -168,6 +168,12 @@ def test_salt_pepper_and_gaussian_corruption_are_drawn_per_batch():
     model.loss(x)
     low, high = float(x.min()), float(x.max())
     assert torch.all((seen[-1] == low) | (seen[-1] == high))  # every entry set to the data's min or max
+    data = torch.cat([x, torch.zeros(1, 50), torch.ones(1, 50)])  # the training set spans [0, 1]
+    vaekit.fit(model, data, epochs=1, batch_size=4, quiet=True)
+    assert model.data_range == (0.0, 1.0)
+    model.train()
+    model.loss(x)  # a batch inside (0.25, 0.75) is salted and peppered with the training set's extremes
+    assert torch.all((seen[-1] == 0.0) | (seen[-1] == 1.0)) and bool((seen[-1] == 0.0).any() and (seen[-1] == 1.0).any())
     gaussian = vaekit.create("denoising_ae", input_shape=(50,), latent_dim=3, hidden_dims=(8,), likelihood="gaussian", noise_level=0.2)
     gaussian.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
     gaussian.loss(x)

@@ -102,7 +102,8 @@ def denoising_ae(spec: ModelSpec, *, noise: str = "gaussian", noise_level: float
 
     Options:
         noise: "gaussian" (add N(0, σ²)), "mask" (set entries to 0 with probability p) or
-            "salt_pepper" (set entries to the batch's min or max with probability p).
+            "salt_pepper" (set entries to the training data's min or max with probability p;
+            the batch's before any vaekit.fit).
         noise_level: σ for "gaussian", the probability p for "mask" and "salt_pepper".
     """
     return _deterministic(spec, Autoencoding(noise=noise, noise_level=noise_level))

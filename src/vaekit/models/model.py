@@ -67,6 +67,7 @@ class LatentVariableModel(nn.Module):
         self.config = dict(config or {})
         self.step = 0
         self.dataset_size: int | None = None  # examples per training epoch, recorded by vaekit.fit
+        self.data_range: tuple[float, float] | None = None  # (min, max) of the training data, recorded by vaekit.fit
 
     # -- conditioning -------------------------------------------------------------------
     @property

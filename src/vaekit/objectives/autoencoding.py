@@ -103,12 +103,19 @@ class Autoencoding:
         self.noise, self.noise_level = noise, noise_level
         self.sparsity, self.contractive = sparsity, contractive
 
-    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        """T(x): a fresh corruption of the batch (x itself when ``noise`` is None)."""
-        return x if self.noise is None else corrupt(x, self.noise, self.noise_level)
+    def corrupt(self, x: torch.Tensor, data_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """T(x): a fresh corruption of the batch (x itself when ``noise`` is None).
+
+        Salt-and-pepper sets entries to ``data_range`` (the training data's min and max, which
+        ``vaekit.fit`` records on the model), or to the batch's min and max without one.
+        """
+        if self.noise is None:
+            return x
+        low, high = data_range if data_range is not None else (None, None)
+        return corrupt(x, self.noise, self.noise_level, low=low, high=high)
 
     def __call__(self, model: "LatentVariableModel", x: torch.Tensor, y: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:
-        x_in = self.corrupt(x) if model.training else x
+        x_in = self.corrupt(x, getattr(model, "data_range", None)) if model.training else x
         recording = record_activations(model.encoder) if self.sparsity is not None else nullcontext([])
         with recording as activations:
             if self.contractive is not None:

@@ -187,7 +187,9 @@ def fit(
         train_set = Dataset(static_binarize(train_set.x, seed=seed + 1), train_set.y, name=train_set.name)
     n = len(train_set)
     shard = n // group.world_size  # examples per process per epoch (the same for every process)
-    model.dataset_size = n  # N for objectives that weigh a batch against the data set (β-TC)
+    # what objectives may need to know of the whole training set: its size (β-TC's N) and range (salt-and-pepper)
+    model.dataset_size = n
+    model.data_range = tuple(float(v) for v in torch.aminmax(train_set.x.float()))
     batch_size = min(batch_size, shard)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
