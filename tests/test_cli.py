@@ -180,3 +180,23 @@ def test_csv_table_with_labels_trains_a_conditional_model(tmp_path):
     model = __import__("vaekit").load(out)
     assert model.num_classes == 3 and model.input_shape == (4,)
     assert json.loads((out / "metrics.json").read_text())["split"] == "val"
+
+
+@pytest.mark.parametrize("preset, options", [
+    ("iwae", ["--num-samples", "3", "--posterior", "iaf", "--flow-steps", "1"]),
+    ("beta_vae", ["--capacity", "5", "--capacity-steps", "100"]),
+    ("beta_tc_vae", ["--sampling", "mss"]),
+    ("dip_vae", ["--weight", "5", "--dip-type", "ii"]),
+    ("info_vae", ["--kernel", "imq"]),
+    ("conditional_vae", []),
+    ("auxiliary_vae", ["--aux-dim", "2"]),
+])
+def test_extension_presets_train_and_evaluate_from_the_command_line(tmp_path, capsys, preset, options):
+    out = tmp_path / preset
+    assert main(["train", preset, *options, "--data", "digits", "--arch", "mlp", "--latent-dim", "2", "--hidden-dims", "16",
+                 "--epochs", "1", "--nll-samples", "10", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--nll-samples", "10", "--quiet"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["log_likelihood"] <= 0 and metrics["elbo"] <= metrics["log_likelihood"] + 1.0
+    assert vaekit.load(out).config["model"] == preset
