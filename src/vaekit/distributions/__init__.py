@@ -11,7 +11,7 @@ from vaekit.distributions.flows import (
     RadialFlowPosterior,
     RadialTransform,
 )
-from vaekit.distributions.kl import kl_full_covariance_diagonal, kl_or_estimate, kl_per_dimension
+from vaekit.distributions.kl import kl_full_covariance_diagonal, kl_or_estimate, kl_per_dimension, sample_and_kl
 from vaekit.distributions.likelihoods import (
     LIKELIHOODS,
     BernoulliLikelihood,
@@ -27,7 +27,7 @@ from vaekit.distributions.posteriors import (
     scale_tril_from_parameters,
 )
 from vaekit.distributions.priors import StandardNormalPrior
-from vaekit.distributions.sampling import latent_code, sample_with_free_log_prob, sample_with_log_prob
+from vaekit.distributions.sampling import latent_code, sample_with_log_prob
 
 POSTERIORS = {
     "diagonal": DiagonalGaussianPosterior,
@@ -52,6 +52,7 @@ __all__ = [
     "kl_full_covariance_diagonal",
     "kl_or_estimate",
     "kl_per_dimension",
+    "sample_and_kl",
     "LIKELIHOODS",
     "BernoulliLikelihood",
     "DiscretizedLogisticLikelihood",
@@ -67,6 +68,5 @@ __all__ = [
     "StandardNormalPrior",
     "latent_code",
     "sample_with_log_prob",
-    "sample_with_free_log_prob",
     "POSTERIORS",
 ]

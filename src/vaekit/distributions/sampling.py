@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Distribution, TransformedDistribution
 
-__all__ = ["sample_with_log_prob", "sample_with_free_log_prob", "latent_code"]
+__all__ = ["sample_with_log_prob", "latent_code"]
 
 
 def sample_with_log_prob(q: Distribution, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,17 +19,6 @@ def sample_with_log_prob(q: Distribution, sample_shape: torch.Size | tuple[int, 
         return q.rsample_and_log_prob(sample_shape)
     z = q.rsample(sample_shape)
     return z, q.log_prob(z)
-
-
-def sample_with_free_log_prob(q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A reparameterised sample z ~ q, with log q(z) when the draw gives it at no cost (flows).
-
-    For the rest log q(z) is None: an objective with a closed-form KL never needs it, and
-    evaluating it would cost a pass over the batch.
-    """
-    if hasattr(q, "rsample_and_log_prob"):
-        return q.rsample_and_log_prob()
-    return q.rsample(), None
 
 
 def latent_code(q: Distribution) -> torch.Tensor:

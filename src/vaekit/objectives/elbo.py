@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import torch
 from torch.distributions import Distribution
 
-from vaekit.distributions import kl_or_estimate, kl_per_dimension, sample_with_free_log_prob
+from vaekit.distributions import kl_per_dimension, sample_and_kl
 from vaekit.errors import ConfigError
 from vaekit.objectives.posterior_sample import PosteriorSample, Reconstruction, Regulariser
 from vaekit.objectives.schedules import linear_warmup
@@ -91,11 +91,10 @@ class ELBO:
 
     def __call__(self, model: "LatentVariableModel", x: torch.Tensor, y: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:
         q = model.encode(x, y)
-        z, log_q = sample_with_free_log_prob(q)  # log q(z|x) is only evaluated if the KL has no closed form
+        p = model.prior()
+        z, log_q, kl = sample_and_kl(q, p)  # closed form where there is one; see sample_and_kl
         px = model.decode(z, y)
         cost = -px.log_prob(x) if self.reconstruction is None else self.reconstruction(px, x)
-        p = model.prior()
-        kl = kl_or_estimate(q, p, z, log_q)
         reconstruction, kl_mean = cost.mean(), kl.mean()
         kl_loss = free_bits_kl(q, p, kl, self.free_bits) if self.free_bits > 0 else kl_mean
         loss = reconstruction + self.kl_weight(model.step) * kl_loss
