@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import warnings
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "tensors_sha256"]
+from vaekit.errors import CheckpointError
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "tensors_sha256", "check_tensors_sha256"]
 
 
 def _umask() -> int:
@@ -33,6 +36,21 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
+
+
+def check_tensors_sha256(path: Path, expected: str | None, tensors: Mapping[str, torch.Tensor], fix: str) -> None:
+    """Refuse ``tensors`` read from ``path`` when they do not match the digest ``expected``.
+
+    A file without a digest (written by another tool or a vaekit from before digests) is
+    accepted with a warning: its contents cannot be checked, but safetensors still parses it
+    without running any code.
+    """
+    if expected is None:
+        warnings.warn(f"{path} carries no integrity digest, so damage to its tensor data cannot be detected "
+                      "(the next save writes one)", stacklevel=3)
+    elif expected != tensors_sha256(tensors):
+        raise CheckpointError(f"{path} fails its integrity check (its tensors do not match the digest saved with them); "
+                              f"it is damaged or tampered with — {fix}")
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:

@@ -96,3 +96,16 @@ def test_config_with_wrong_types_and_bad_devices(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps({**config, **damage}))
         with pytest.raises(CheckpointError):
             vaekit.load(tmp_path)
+
+
+def test_weights_without_a_digest_load_with_a_warning(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    model.save(tmp_path)
+    path = tmp_path / "model.safetensors"
+    save_file(load_file(str(path)), str(path))  # as another tool would write it: no metadata
+    with pytest.warns(UserWarning, match="no integrity digest"):
+        loaded = vaekit.load(tmp_path)
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)

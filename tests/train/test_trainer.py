@@ -277,3 +277,20 @@ def test_a_resumed_run_keeps_its_early_stop_and_takes_the_new_learning_rate(tmp_
     finally:
         torch.optim.Adam.step = original_step
     assert seen and set(seen) == {5e-4}
+
+
+def test_a_checkpoint_without_a_digest_resumes_with_a_warning(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    x = torch.rand(64, 6)
+    model = vaekit.create("vae", input_shape=(6,), latent_dim=2, hidden_dims=(8,))
+    vaekit.fit(model, x, epochs=1, batch_size=32, out_dir=tmp_path, quiet=True)
+    path = tmp_path / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata = {k: v for k, v in f.metadata().items() if k != "sha256"}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(path), metadata=metadata)  # as a vaekit from before digests wrote it
+    with pytest.warns(UserWarning, match="no integrity digest"):
+        result = vaekit.fit(model, x, epochs=2, batch_size=32, out_dir=tmp_path, quiet=True)
+    assert len(result.history) == 2

@@ -10,7 +10,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vaekit._device import resolve_device
-from vaekit._io import atomic_path, atomic_write_text, tensors_sha256
+from vaekit._io import atomic_path, atomic_write_text, check_tensors_sha256, tensors_sha256
 from vaekit._version import __version__
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.models.model import LatentVariableModel
@@ -63,9 +63,7 @@ def load_weights(model: LatentVariableModel, path: str | Path) -> None:
             expected = (f.metadata() or {}).get("sha256")
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with") from None
-    if expected != tensors_sha256(tensors):
-        raise CheckpointError(f"{path} fails its integrity check (the weights do not match the digest saved with them); "
-                              "it is damaged or tampered with — retrain or restore it")
+    check_tensors_sha256(path, expected, tensors, "retrain or restore it")
     broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:
         raise CheckpointError(f"{path} holds non-finite weights (in {broken[0]}); it cannot be used — retrain or restore it")

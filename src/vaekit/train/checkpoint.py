@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from vaekit._io import atomic_path, tensors_sha256
+from vaekit._io import atomic_path, check_tensors_sha256, tensors_sha256
 from vaekit.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "check_resumable", "CHECKPOINT_FILE"]
@@ -85,9 +85,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
     if metadata.get("format") != "vaekit-checkpoint-1":
         raise CheckpointError(f"{path} is not a vaekit training checkpoint")
-    if metadata.get("sha256") != tensors_sha256(tensors):
-        raise CheckpointError(f"checkpoint {path} fails its integrity check (its tensors do not match the digest saved "
-                              "with them); it is damaged or tampered with — delete it to start over")
+    check_tensors_sha256(Path(path), metadata.get("sha256"), tensors, "delete it to start over")
     try:
         trainer_state = json.loads(metadata["trainer"])
         opt_meta = json.loads(metadata["optimizer"])
