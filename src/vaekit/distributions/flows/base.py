@@ -126,6 +126,10 @@ class FlowDistribution(TransformedDistribution):
     Arguments:
         base_dist: q_0, batch shape (B,), event shape (D,).
         transforms: the flow steps, each a ``Transform`` on real vectors of size D.
+        split_base_kl: whether the ELBO may take KL(q_0 ‖ p) in closed form and estimate only
+            the flow's part (:func:`vaekit.distributions.sample_and_kl`). Right for flows
+            that keep z_0 in z_K (planar, radial: z_K = z_0 + residual terms); wrong for a
+            flow that can gate z_0 out (IAF), where it adds noise that grows as σ_0².
 
     Example:
         >>> from torch.distributions import Independent, Normal
@@ -136,8 +140,12 @@ class FlowDistribution(TransformedDistribution):
         (torch.Size([5, 2, 3]), torch.Size([5, 2]))
     """
 
-    def __init__(self, base_dist: Distribution, transforms: list[Transform], validate_args: bool | None = False):
+    split_base_kl: bool = True  # also the value of instances torch makes without __init__ (expand)
+
+    def __init__(self, base_dist: Distribution, transforms: list[Transform], validate_args: bool | None = False,
+                 split_base_kl: bool = True):
         super().__init__(base_dist, transforms, validate_args=validate_args)
+        self.split_base_kl = split_base_kl
 
     def push_forward(self, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_K, log q_K(z_K|x)) for given base points z_0, shapes (…, B, D) and (…, B)."""

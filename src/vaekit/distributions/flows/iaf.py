@@ -180,4 +180,5 @@ class IAFPosterior(nn.Module):
             if k:
                 transforms.append(ReverseTransform())
             transforms.append(IAFTransform(made, context))
-        return FlowDistribution(diagonal_gaussian(loc, log_scale), transforms)
+        # no closed-form base KL: the gate can discard z_0 (see sample_and_kl)
+        return FlowDistribution(diagonal_gaussian(loc, log_scale), transforms, split_base_kl=False)
