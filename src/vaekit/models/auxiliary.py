@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from vaekit.distributions import DiagonalGaussianPosterior, StandardNormalPrior, sample_with_log_prob
+from vaekit.distributions import DiagonalGaussianPosterior, StandardNormalPrior, sample_and_kl, sample_with_log_prob
 from vaekit.errors import ConfigError, DataError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.posterior_options import DEFAULT_FLOW_STEPS, document_posterior_options, posterior_build_options
@@ -109,7 +109,8 @@ class AuxiliaryLatentVariableModel(LatentVariableModel):
         r"""Draw (a_k, z_k) ~ q(a|x) q(z|a_k,x), k = 1..K, and evaluate every density there.
 
         Returns ``log_px_z``, ``log_pa_xz``, ``log_pz``, ``log_qa_x``, ``log_qz_ax``, each
-        (K, B). Reparameterised: gradients reach every network. The encoder bodies run once
+        (K, B), and ``kl_z``: KL(q(z|a_k,x) ‖ p(z)) given a_k, in closed form where there is one
+        (:func:`vaekit.distributions.sample_and_kl`), for the bound. Reparameterised: gradients reach every network. The encoder bodies run once
         per example, the heads and the decoder once per draw.
         """
         k, b = num_samples, x.shape[0]
@@ -117,13 +118,16 @@ class AuxiliaryLatentVariableModel(LatentVariableModel):
         c = self.condition(y, b)
         a, log_qa = sample_with_log_prob(self.aux_posterior(h), (k,))  # (K, B, A), (K, B)
         a = a.reshape(k * b, self.aux_dim)
-        z, log_qz = sample_with_log_prob(self.posterior(torch.cat([_repeat(h, k), a], dim=-1)))  # (K·B, D), (K·B,)
+        q_z, p_z = self.posterior(torch.cat([_repeat(h, k), a], dim=-1)), self.prior()
+        z, log_qz, kl_z = sample_and_kl(q_z, p_z)  # (K·B, D), (K·B,) or None, (K·B,)
+        if log_qz is None:
+            log_qz = q_z.log_prob(z)
         log_px = self.decode(z, _repeat(y, k)).log_prob(_repeat(x, k))
-        log_pz = self.prior().log_prob(z)
+        log_pz = p_z.log_prob(z)
         p_a = self.aux_likelihood(self._aux_features(_repeat(self.aux_encoder(x), k), z, _repeat(c, k)))
         log_pa = p_a.log_prob(a)
-        values = (log_px, log_pa, log_pz, log_qa, log_qz)
-        return {name: v.reshape(k, b) for name, v in zip(AUXILIARY_TERMS, values)}
+        values = (log_px, log_pa, log_pz, log_qa, log_qz, kl_z)
+        return {name: v.reshape(k, b) for name, v in zip((*AUXILIARY_TERMS, "kl_z"), values)}
 
     def importance_terms(self, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         r"""log p(x|z_k) and log p(a_k|x,z_k) + log p(z_k) − log q(a_k|x) − log q(z_k|a_k,x), each (K, B).
