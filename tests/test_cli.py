@@ -42,6 +42,21 @@ def test_eval_prints_json(trained, capsys):
     assert metrics["num_examples"] == 50 and "log_likelihood" in metrics and "active_units" in metrics
 
 
+def test_a_warning_is_one_line_naming_the_command(trained, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(trained, run_dir)
+    weights = run_dir / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights))  # no digest, as another tool would write it
+    result = run("sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "s.png"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vaekit sample: warning:") and "no integrity digest" in lines[0]
+
+
 def test_sample_and_reconstruct_write_pngs(trained, tmp_path):
     assert main(["sample", str(trained), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["reconstruct", str(trained), "-n", "4", "-o", str(tmp_path / "r.png")]) == 0

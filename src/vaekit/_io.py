@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import warnings
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -37,7 +37,6 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-
 def check_tensors_sha256(path: Path, expected: str | None, tensors: Mapping[str, torch.Tensor], fix: str) -> None:
     """Refuse ``tensors`` read from ``path`` when they do not match the digest ``expected``.
 
@@ -51,6 +50,7 @@ def check_tensors_sha256(path: Path, expected: str | None, tensors: Mapping[str,
     elif expected != tensors_sha256(tensors):
         raise CheckpointError(f"{path} fails its integrity check (its tensors do not match the digest saved with them); "
                               f"it is damaged or tampered with — {fix}")
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
@@ -641,6 +642,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from vaekit.errors import VaekitError
 
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"vaekit {args.command}: warning: {message}", file=sys.stderr)
+
+    shown, warnings.showwarning = warnings.showwarning, one_line_warning  # the message, not the library line
     try:
         if args.command == "train":
             return cmd_train(args, extras)
@@ -661,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vaekit {args.command}: internal error: {type(e).__name__}: {e} (set VAEKIT_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

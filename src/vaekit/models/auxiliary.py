@@ -109,9 +109,10 @@ class AuxiliaryLatentVariableModel(LatentVariableModel):
         r"""Draw (a_k, z_k) ~ q(a|x) q(z|a_k,x), k = 1..K, and evaluate every density there.
 
         Returns ``log_px_z``, ``log_pa_xz``, ``log_pz``, ``log_qa_x``, ``log_qz_ax``, each
-        (K, B), and ``kl_z``: KL(q(z|a_k,x) ‖ p(z)) given a_k, in closed form where there is one
-        (:func:`vaekit.distributions.sample_and_kl`), for the bound. Reparameterised: gradients reach every network. The encoder bodies run once
-        per example, the heads and the decoder once per draw.
+        (K, B), and ``kl_z``: KL(q(z|a_k,x) ‖ p(z)) given a_k, in closed form where there is
+        one (:func:`vaekit.distributions.sample_and_kl`), for the bound. Reparameterised:
+        gradients reach every network. The encoder bodies run once per example, the heads and
+        the decoder once per draw.
         """
         k, b = num_samples, x.shape[0]
         h = self.features(x, y)  # (B, F [+ C]), checks x and y

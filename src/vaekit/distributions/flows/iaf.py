@@ -131,10 +131,10 @@ class IAFPosterior(nn.Module):
         log q(z_K|x) = −Σ_i (½ ε_i² + ½ log 2π + log σ_0,i) − Σ_k Σ_i log σ_k,i,
 
     with the order of z reversed between steps (log-det 0). The MADE weights are shared by
-    all examples; the context h is per example. The ELBO estimates the KL as
-    log q(z_K|x) − log p(z_K) at the sample, without splitting off KL(q_0 ‖ p): the gate can
-    discard z_0, and the split then diverges (see :func:`vaekit.distributions.sample_and_kl`). ``log_prob`` of any z is exact (D MADE
-    passes per step to invert); ``rsample_and_log_prob`` needs none.
+    all examples; the context h is per example. ``log_prob`` of any z is exact (D MADE
+    passes per step to invert); ``rsample_and_log_prob`` needs none. The ELBO estimates the
+    KL as log q(z_K|x) − log p(z_K) at the sample, without splitting off KL(q_0 ‖ p): the gate
+    can discard z_0, and the split then diverges (:func:`vaekit.distributions.sample_and_kl`).
 
     References:
         Improved Variational Inference with Inverse Autoregressive Flow (Kingma, Salimans,
