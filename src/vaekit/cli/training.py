@@ -1,87 +1,22 @@
-"""The ``vaekit`` command: the library's API as subcommands with the same names.
-
-Every user error (unknown model or option, bad data, missing file) ends with one line
-on stderr and a non-zero exit status, never a traceback (set VAEKIT_DEBUG=1 to see one).
-"""
+"""``vaekit models``, ``vaekit train`` and ``vaekit demo``: presets, training runs, the first run."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import json
-import os
-import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
-__all__ = ["main"]
+from vaekit.cli._common import (
+    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _load_data, _positive_int,
+    _read_yaml, _say,
+)
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "data": "fashion-mnist",
-    "data_dir": None,
-    "label_column": None,
-    "image_size": None,
-    "epochs": 30,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "latent_dim": 16,
-    "arch": "auto",
-    "hidden_dims": [512, 512],
-    "channels": [32, 64],
-    "likelihood": "auto",
-    "likelihood_scale": "learned",
-    "binarize": "none",
-    "val_fraction": 0.1,
-    "patience": None,
-    "grad_clip": None,
-    "seed": 0,
-    "device": None,
-    "nll_samples": 100,
-    "conditional": False,
-    "exclude_classes": None,
-    "quiet": False,
-}
-"""Training settings and their defaults; a YAML ``--config`` and command-line flags override them, in that order."""
-
-SPEC_KEYS = ("latent_dim", "arch", "hidden_dims", "channels", "likelihood", "likelihood_scale")
-STATE_FILE = "train.yaml"
-
-
-# -- helpers --------------------------------------------------------------------------------
-def _say(args: argparse.Namespace | dict, message: str) -> None:
-    quiet = args.get("quiet") if isinstance(args, dict) else getattr(args, "quiet", False)
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
-def _int_at_least(low: int, what: str) -> Callable[[str], int]:
-    """argparse type: an integer ≥ ``low``, refused with ``must be {what}``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_count = _int_at_least(0, "an integer ≥ 0")
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in str(text).replace(" ", "").strip("[]()").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 512,256, got {text!r}") from None
+__all__ = ["add_commands", "cmd_train", "train_settings", "split_preset_flags"]
 
 
 def _extra_options(extras: Sequence[str], known: Sequence[str]) -> dict[str, Any]:
@@ -107,43 +42,6 @@ def _extra_options(extras: Sequence[str], known: Sequence[str]) -> dict[str, Any
         options[key] = yaml.safe_load(value)
         i += 1
     return options
-
-
-def _read_yaml(path: str) -> dict[str, Any]:
-    from vaekit.errors import ConfigError
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        config = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option: value")
-    return config
-
-
-def _load_data(settings: dict[str, Any], split: str):
-    from vaekit.data import load_dataset
-
-    image_size = settings.get("image_size")
-    return load_dataset(
-        settings["data"], split=split, data_dir=settings.get("data_dir"), label_column=settings.get("label_column"),
-        image_size=tuple(image_size) if image_size else None,
-    )
-
-
-def _has_test_split(source: str) -> bool:
-    from vaekit.data import has_test_split
-
-    return has_test_split(source)
-
-
-def _binarized(x, settings: dict[str, Any], seed: int):
-    from vaekit.data import static_binarize
-
-    return static_binarize(x, seed=seed) if settings.get("binarize", "none") != "none" else x
 
 
 def _write_report(model, history, eval_x, eval_y, out: Path, settings: dict[str, Any], split_name: str) -> dict[str, Any]:
@@ -202,7 +100,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _train_flags() -> dict[str, argparse.Action]:
     """`vaekit train`'s flags by setting name: their types and choices check a --config file too."""
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = argparse.ArgumentParser(add_help=False)
+    add_commands(parser.add_subparsers(dest="command"))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return {action.dest: action for action in sub.choices["train"]._actions}
 
 
@@ -354,130 +254,6 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     return 0
 
 
-def _run_settings(run: str) -> dict[str, Any]:
-    from vaekit.errors import CheckpointError
-
-    path = Path(run) / STATE_FILE
-    settings = dict(TRAIN_DEFAULTS)
-    if path.exists():
-        try:
-            settings.update(yaml.safe_load(path.read_text()) or {})
-        except yaml.YAMLError:
-            raise CheckpointError(f"{path} is damaged (not YAML)") from None
-    return settings
-
-
-def _eval_data(args: argparse.Namespace, run_settings: dict[str, Any]):
-    settings = dict(run_settings)
-    if getattr(args, "data", None):
-        settings["data"] = args.data
-    if getattr(args, "data_dir", None):
-        settings["data_dir"] = args.data_dir
-    split = "test" if _has_test_split(settings["data"]) else "train"
-    data = _load_data(settings, split)
-    limit = getattr(args, "limit", None)
-    if limit:
-        data = data[: int(limit)]
-    binarize = getattr(args, "binarize", None) or settings.get("binarize", "none")
-    x = _binarized(data.x, {"binarize": binarize}, seed=0)
-    return data, x, split
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    import vaekit
-
-    model = vaekit.load(args.run, device=args.device or "cpu")
-    settings = _run_settings(args.run)
-    data, x, split = _eval_data(args, settings)
-    import torch
-
-    torch.manual_seed(args.seed)
-    metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples, progress=not args.quiet)
-    print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split, **metrics}, indent=2))
-    return 0
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
-    import vaekit
-    from vaekit.viz import save_image_grid
-
-    model = vaekit.load(args.run)
-    torch.manual_seed(args.seed)
-    y = None
-    if model.conditional:
-        y = torch.full((args.n,), args.label, dtype=torch.long) if args.label is not None else torch.arange(args.n) % (model.num_classes or 1)
-    path = save_image_grid(model.sample(args.n, y=y), args.output)
-    print(path)
-    return 0
-
-
-def cmd_reconstruct(args: argparse.Namespace) -> int:
-    import vaekit
-    from vaekit.viz import save_reconstructions
-
-    model = vaekit.load(args.run)
-    data, x, _ = _eval_data(args, _run_settings(args.run))
-    x = x[: args.n]
-    y = data.y[: args.n] if model.conditional else None
-    print(save_reconstructions(x, model.reconstruct(x, y), args.output, n=args.n))
-    return 0
-
-
-def cmd_traverse(args: argparse.Namespace) -> int:
-    """One row per latent dimension: the code of an example with that coordinate swept over [−r, r]."""
-    import torch
-
-    import vaekit
-    from vaekit.errors import ConfigError
-    from vaekit.viz import save_image_rows
-
-    model = vaekit.load(args.run)
-    data, x, _ = _eval_data(args, _run_settings(args.run))
-    if not 0 <= args.index < x.shape[0]:
-        raise ConfigError(f"--index {args.index} is outside the data (0..{x.shape[0] - 1})")
-    y = data.y[args.index : args.index + 1] if model.conditional else None
-    code = model.transform(x[args.index : args.index + 1], y)[0]
-    dims = args.dims or list(range(min(model.latent_dim, 10)))
-    if any(not 0 <= d < model.latent_dim for d in dims):
-        raise ConfigError(f"--dims must lie in 0..{model.latent_dim - 1}")
-    values = torch.linspace(-args.range, args.range, args.steps)
-    rows = []
-    with torch.no_grad():
-        for d in dims:
-            z = code.repeat(args.steps, 1)
-            z[:, d] = values
-            rows.append(model.decode(z, None if y is None else y.expand(args.steps)).mean)
-    print(save_image_rows(rows, args.output, labels=[f"z{d}" for d in dims]))
-    return 0
-
-
-def cmd_interpolate(args: argparse.Namespace) -> int:
-    """Decoded points on the straight line between the codes of two examples."""
-    import torch
-
-    import vaekit
-    from vaekit.errors import ConfigError
-    from vaekit.viz import save_image_rows
-
-    model = vaekit.load(args.run)
-    data, x, _ = _eval_data(args, _run_settings(args.run))
-    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
-    if not pairs or len(args.pairs) % 2 or any(not 0 <= i < x.shape[0] for i in args.pairs):
-        raise ConfigError(f"--pairs takes an even number of example indices in 0..{x.shape[0] - 1}, e.g. 0,1,2,3")
-    if model.conditional:
-        raise ConfigError("interpolate draws unconditional models; a conditional model needs one label per row")
-    t = torch.linspace(0, 1, args.steps).unsqueeze(-1)
-    rows = []
-    with torch.no_grad():
-        for a, b in pairs:
-            za, zb = model.transform(x[[a, b]])
-            rows.append(model.decode((1 - t) * za + t * zb).mean)
-    print(save_image_rows(rows, args.output, labels=[f"{a}→{b}" for a, b in pairs]))
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """A VAE on scikit-learn's 8×8 digits (embedded, no download): about 20 seconds on 2 CPU cores."""
     forwarded = ["vae", "--data", "digits", "--epochs", str(args.epochs), "--arch", "mlp", "--latent-dim", "8", "--hidden-dims", "256,128",
@@ -487,31 +263,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.fresh:
         forwarded.append("--fresh")
     t0 = time.perf_counter()
-    parser = build_parser()
-    argv, extras = _split_preset_flags(parser, ["train", *forwarded])
+    parser = argparse.ArgumentParser(prog="vaekit", allow_abbrev=False)
+    add_commands(parser.add_subparsers(dest="command"))
+    argv, extras = split_preset_flags(parser, ["train", *forwarded])
     ns = parser.parse_args(argv)
     code = cmd_train(ns, extras)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; open {args.out}/samples.png and {args.out}/reconstructions.png")
     return code
 
 
-# -- parser and entry point -----------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """Subcommand parsers: no abbreviated flags (``--epoch`` is a typo, not ``--epochs``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        """One line, like every other vaekit error (argparse would print the whole usage first)."""
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vaekit", description="Autoencoders and variational autoencoders: train, evaluate, sample, use.")
-    parser.add_argument("--version", action="version", version=f"vaekit {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
+    """Add ``models``, ``train`` and ``demo``; return their handlers (``train``'s takes the preset flags too)."""
     S = argparse.SUPPRESS
 
     p = sub.add_parser("models", help="list the models (presets) and their options")
@@ -549,64 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--quiet", action="store_true", default=S, help="no progress bar")
 
-    def run_parser(name: str, help: str) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=help)
-        q.add_argument("run", help="run folder written by `vaekit train` (or model.save)")
-        q.add_argument("--data", help="data to use instead of the run's own (its test split when it has one)")
-        q.add_argument("--data-dir")
-        q.add_argument("--binarize", choices=["none", "dynamic", "static"], help="default: as in training (static for the test set)")
-        q.add_argument("--limit", type=_positive_int, help="use only the first N examples")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--quiet", action="store_true")
-        return q
-
-    p = run_parser("eval", "evaluate a run: JSON metrics on stdout")
-    p.add_argument("--nll-samples", type=_count, default=1000, help="importance samples K for log p(x) (0: skip)")
-    p.add_argument("--device", default=None)
-    p = run_parser("sample", "draw samples from the prior into a PNG grid")
-    p.add_argument("-n", type=_positive_int, default=64)
-    p.add_argument("-o", "--output", default="samples.png")
-    p.add_argument("--label", type=int, help="class to generate (conditional models)")
-    p = run_parser("reconstruct", "PNG of originals over their reconstructions")
-    p.add_argument("-n", type=_positive_int, default=8)
-    p.add_argument("-o", "--output", default="reconstructions.png")
-
-    p = run_parser("traverse", "latent traversals: one row per dimension, its value swept over [-r, r]")
-    p.add_argument("--index", type=int, default=0, help="example whose code is the starting point")
-    p.add_argument("--dims", type=_int_list, help="latent dimensions to sweep (default: the first 10)")
-    p.add_argument("--range", type=float, default=3.0, help="sweep z_d over [-r, r]")
-    p.add_argument("--steps", type=_positive_int, default=9)
-    p.add_argument("-o", "--output", default="traverse.png")
-    p = run_parser("interpolate", "decode straight lines between the codes of pairs of examples")
-    p.add_argument("--pairs", type=_int_list, default=[0, 1], help="example indices a,b[,c,d...] (default 0,1)")
-    p.add_argument("--steps", type=_positive_int, default=10)
-    p.add_argument("-o", "--output", default="interpolate.png")
-
     p = sub.add_parser("demo", help="train a VAE on the embedded 8×8 digits (under a minute) and write PNGs + metrics")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=_positive_int, default=150)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds a checkpoint")
 
-    from vaekit.cli_apps import add_commands
-
-    COMMANDS.update(add_commands(sub))
-    return parser
+    return {"models": cmd_models, "train": cmd_train, "demo": cmd_demo}
 
 
-def _version() -> str:
-    from vaekit._version import __version__
-
-    return __version__
-
-
-COMMANDS: dict[str, Callable[..., int]] = {
-    "models": cmd_models, "eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
-    "traverse": cmd_traverse, "interpolate": cmd_interpolate, "demo": cmd_demo,
-}
-
-
-def _split_preset_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+def split_preset_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Separate `train`'s own flags from the preset options (`--beta 4`), which argparse does not know.
 
     Done before argparse so that an option's value is never mistaken for the MODEL positional.
@@ -630,45 +346,3 @@ def _split_preset_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
             kept.append(token)
         i += 1
     return kept, extras
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    argv, extras = _split_preset_flags(parser, argv)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    from vaekit.errors import VaekitError
-
-    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"vaekit {args.command}: warning: {message}", file=sys.stderr)
-
-    shown, warnings.showwarning = warnings.showwarning, one_line_warning  # the message, not the library line
-    try:
-        if args.command == "train":
-            return cmd_train(args, extras)
-        return COMMANDS[args.command](args)
-    except VaekitError as e:
-        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"vaekit {args.command}: interrupted; files already written are intact (re-run `vaekit train` with the same --out to resume)", file=sys.stderr)
-        return 130
-    except (OSError, MemoryError) as e:
-        if os.environ.get("VAEKIT_DEBUG"):
-            raise
-        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 — the last line of defence: one line, not a traceback
-        if os.environ.get("VAEKIT_DEBUG"):
-            raise
-        print(f"vaekit {args.command}: internal error: {type(e).__name__}: {e} (set VAEKIT_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return 1
-    finally:
-        warnings.showwarning = shown
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

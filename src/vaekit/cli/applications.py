@@ -7,8 +7,8 @@ PNGs and a JSON copy of the results to ``--out`` (default ``RUN/<command>``).
 
 Data: sources with a test split (fashion-mnist, digits) fit on the training split and
 evaluate on the test split; other sources (CSV, .npy, image folders) are split at random
-(``--eval-fraction``, seeded). ``cli.py`` wires these in with
-``COMMANDS.update(add_commands(sub))``.
+(``--eval-fraction``, seeded). ``vaekit.cli.main`` wires these in
+through :func:`add_commands`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from vaekit.cli import _count, _int_list, _positive_int, _run_settings
+
+from vaekit.cli._common import _binarized, _count, _has_test_split, _int_list, _load_data, _positive_int, _run_settings
 
 __all__ = ["add_commands"]
 
@@ -49,7 +50,6 @@ def _load_run(args: argparse.Namespace):
 
 def _splits(args: argparse.Namespace):
     """(fit set, evaluation set, description) from the run's data settings and the flags."""
-    from vaekit.cli import _binarized, _has_test_split, _load_data
     from vaekit.data import Dataset, train_val_split
     from vaekit.errors import ConfigError
 

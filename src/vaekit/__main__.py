@@ -1,0 +1,7 @@
+"""``python -m vaekit`` (and ``torchrun ... -m vaekit train ...``): the same as the ``vaekit`` command."""
+
+import sys
+
+from vaekit.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""``vaekit eval``, ``sample``, ``reconstruct``, ``traverse``, ``interpolate``: looking at a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Callable
+
+
+from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments
+
+__all__ = ["add_commands"]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import vaekit
+
+    model = vaekit.load(args.run, device=args.device or "cpu")
+    settings = _run_settings(args.run)
+    data, x, split = _eval_data(args, settings)
+    import torch
+
+    torch.manual_seed(args.seed)
+    metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples, progress=not args.quiet)
+    print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split, **metrics}, indent=2))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    import vaekit
+    from vaekit.viz import save_image_grid
+
+    model = vaekit.load(args.run)
+    torch.manual_seed(args.seed)
+    y = None
+    if model.conditional:
+        y = torch.full((args.n,), args.label, dtype=torch.long) if args.label is not None else torch.arange(args.n) % (model.num_classes or 1)
+    path = save_image_grid(model.sample(args.n, y=y), args.output)
+    print(path)
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import vaekit
+    from vaekit.viz import save_reconstructions
+
+    model = vaekit.load(args.run)
+    data, x, _ = _eval_data(args, _run_settings(args.run))
+    x = x[: args.n]
+    y = data.y[: args.n] if model.conditional else None
+    print(save_reconstructions(x, model.reconstruct(x, y), args.output, n=args.n))
+    return 0
+
+
+def cmd_traverse(args: argparse.Namespace) -> int:
+    """One row per latent dimension: the code of an example with that coordinate swept over [−r, r]."""
+    import torch
+
+    import vaekit
+    from vaekit.errors import ConfigError
+    from vaekit.viz import save_image_rows
+
+    model = vaekit.load(args.run)
+    data, x, _ = _eval_data(args, _run_settings(args.run))
+    if not 0 <= args.index < x.shape[0]:
+        raise ConfigError(f"--index {args.index} is outside the data (0..{x.shape[0] - 1})")
+    y = data.y[args.index : args.index + 1] if model.conditional else None
+    code = model.transform(x[args.index : args.index + 1], y)[0]
+    dims = args.dims or list(range(min(model.latent_dim, 10)))
+    if any(not 0 <= d < model.latent_dim for d in dims):
+        raise ConfigError(f"--dims must lie in 0..{model.latent_dim - 1}")
+    values = torch.linspace(-args.range, args.range, args.steps)
+    rows = []
+    with torch.no_grad():
+        for d in dims:
+            z = code.repeat(args.steps, 1)
+            z[:, d] = values
+            rows.append(model.decode(z, None if y is None else y.expand(args.steps)).mean)
+    print(save_image_rows(rows, args.output, labels=[f"z{d}" for d in dims]))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """Decoded points on the straight line between the codes of two examples."""
+    import torch
+
+    import vaekit
+    from vaekit.errors import ConfigError
+    from vaekit.viz import save_image_rows
+
+    model = vaekit.load(args.run)
+    data, x, _ = _eval_data(args, _run_settings(args.run))
+    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
+    if not pairs or len(args.pairs) % 2 or any(not 0 <= i < x.shape[0] for i in args.pairs):
+        raise ConfigError(f"--pairs takes an even number of example indices in 0..{x.shape[0] - 1}, e.g. 0,1,2,3")
+    if model.conditional:
+        raise ConfigError("interpolate draws unconditional models; a conditional model needs one label per row")
+    t = torch.linspace(0, 1, args.steps).unsqueeze(-1)
+    rows = []
+    with torch.no_grad():
+        for a, b in pairs:
+            za, zb = model.transform(x[[a, b]])
+            rows.append(model.decode((1 - t) * za + t * zb).mean)
+    print(save_image_rows(rows, args.output, labels=[f"{a}→{b}" for a, b in pairs]))
+    return 0
+
+
+
+
+def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
+    """Add ``eval``, ``sample``, ``reconstruct``, ``traverse`` and ``interpolate``; return their handlers."""
+
+    def run_parser(name: str, help: str) -> argparse.ArgumentParser:
+        return add_run_arguments(sub.add_parser(name, help=help))
+
+    p = run_parser("eval", "evaluate a run: JSON metrics on stdout")
+    p.add_argument("--nll-samples", type=_count, default=1000, help="importance samples K for log p(x) (0: skip)")
+    p.add_argument("--device", default=None)
+    p = run_parser("sample", "draw samples from the prior into a PNG grid")
+    p.add_argument("-n", type=_positive_int, default=64)
+    p.add_argument("-o", "--output", default="samples.png")
+    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p = run_parser("reconstruct", "PNG of originals over their reconstructions")
+    p.add_argument("-n", type=_positive_int, default=8)
+    p.add_argument("-o", "--output", default="reconstructions.png")
+
+    p = run_parser("traverse", "latent traversals: one row per dimension, its value swept over [-r, r]")
+    p.add_argument("--index", type=int, default=0, help="example whose code is the starting point")
+    p.add_argument("--dims", type=_int_list, help="latent dimensions to sweep (default: the first 10)")
+    p.add_argument("--range", type=float, default=3.0, help="sweep z_d over [-r, r]")
+    p.add_argument("--steps", type=_positive_int, default=9)
+    p.add_argument("-o", "--output", default="traverse.png")
+    p = run_parser("interpolate", "decode straight lines between the codes of pairs of examples")
+    p.add_argument("--pairs", type=_int_list, default=[0, 1], help="example indices a,b[,c,d...] (default 0,1)")
+    p.add_argument("--steps", type=_positive_int, default=10)
+    p.add_argument("-o", "--output", default="interpolate.png")
+
+    return {"eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
+            "traverse": cmd_traverse, "interpolate": cmd_interpolate}
