@@ -123,8 +123,11 @@ def test_seed_fixes_the_initial_weights_and_a_refused_resume_keeps_train_yaml(tm
     assert all(torch.equal(a[k], b[k]) for k in a)
     before = (tmp_path / "a" / "train.yaml").read_text()
     wider = [v if v != "8" else "16" for v in common]  # --hidden-dims 16: another model
+    capsys.readouterr()
     assert main(["train", "vae", *wider, "--out", str(tmp_path / "a")]) == 2
-    assert "different model" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "hidden_dims: [8] in the run, [16] now" in err and "--fresh" in err and "--out" in err and "resume=False" not in err
+    assert len(err.splitlines()) == 1
     assert (tmp_path / "a" / "train.yaml").read_text() == before
 
 

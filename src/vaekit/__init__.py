@@ -12,7 +12,9 @@ from vaekit.errors import CheckpointError, ConfigError, DataError, NonFiniteLoss
 from vaekit.eval import evaluate, log_likelihood
 from vaekit.models import LatentVariableModel, available_models, create
 from vaekit.models import load_model as load
+from vaekit.models import load_classifier
 from vaekit.train import FitResult, fit
+from vaekit import samplers  # noqa: E402  (vaekit.samplers.GaussianMixtureSampler(...).fit(model, x), vaekit.samplers.load(run))
 
 __all__ = [
     "__version__",
@@ -33,4 +35,5 @@ __all__ = [
     "Compressor",
     "Denoiser",
     "LatentClassifier",
+    "load_classifier",
 ]

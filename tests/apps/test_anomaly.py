@@ -85,7 +85,7 @@ def test_sampled_scores_are_reproducible_and_need_a_prior():
     detector = AnomalyDetector(vae, score="elbo", seed=3).fit(x)
     np.testing.assert_array_equal(detector.score(x), detector.score(x))
     ae = vaekit.create("ae", input_shape=(6,), latent_dim=2, hidden_dims=(5,))
-    with pytest.raises(ConfigError, match="needs a model with a prior.*reconstruction"):
+    with pytest.raises(ConfigError, match="needs a model with a likelihood bound.*reconstruction"):
         AnomalyDetector(ae, score="elbo").fit(x)
 
 

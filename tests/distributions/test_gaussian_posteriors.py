@@ -87,13 +87,18 @@ def test_kl_per_dimension_sums_to_total_for_diagonal():
     torch.testing.assert_close(kl_per_dimension(q, p).sum(-1), kl_divergence(q, p))
 
 
-def test_kl_per_dimension_full_covariance_is_marginal_kl():
+def test_kl_per_dimension_full_covariance_is_the_chain_rule_split():
     torch.manual_seed(1)
-    q = FullCovarianceGaussianPosterior(5, 3)(torch.randn(2, 5))
+    head = FullCovarianceGaussianPosterior(5, 3)
+    with torch.no_grad():
+        head.net.bias[6:] = torch.tensor([0.8, -0.5, 1.2])  # correlated
+    q = head(torch.randn(2, 5))
     per_dim = kl_per_dimension(q, StandardNormalPrior(3)())
     var = (q.scale_tril ** 2).sum(-1)  # Σ_ii = Σ_j L_ij²
-    expected = 0.5 * (var + q.loc ** 2 - 1 - var.log())
-    torch.testing.assert_close(per_dim, expected, rtol=1e-5, atol=1e-5)
+    marginal = 0.5 * (var + q.loc ** 2 - 1 - var.log())
+    conditional_var = q.scale_tril.diagonal(dim1=-2, dim2=-1) ** 2  # Var(z_i | z_<i) = L_ii²
+    torch.testing.assert_close(per_dim, marginal + 0.5 * (var / conditional_var).log(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(per_dim.sum(-1), kl_divergence(q, StandardNormalPrior(3)()), rtol=1e-5, atol=1e-5)
 
 
 def test_full_covariance_posterior_starts_diagonal():

@@ -58,8 +58,9 @@ def test_resume_refuses_a_different_model(tmp_path):
     x = digits(64)
     vaekit.fit(tiny_model(), x, epochs=1, batch_size=32, quiet=True, out_dir=tmp_path)
     other = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden_dims=(16,), arch="mlp", posterior="full_covariance")
-    with pytest.raises(CheckpointError, match="different model"):
+    with pytest.raises(CheckpointError, match="other settings") as e:
         vaekit.fit(other, x, epochs=2, quiet=True, out_dir=tmp_path)
+    assert "posterior: 'diagonal' in the run, 'full_covariance' now" in str(e.value)
 
 
 class NaNAfter:

@@ -122,16 +122,27 @@ def test_kl_per_dimension(tmp_path, saved_figures):
     out = plot_kl_per_dimension(kl, tmp_path / "kl.png", threshold=0.01)
     _assert_png(out, tmp_path)
     (ax,) = saved_figures[0]
-    assert "2 of 4 active" in ax["title"]
+    assert "2 of 4 dimensions with KL > 0.01 nats" in ax["title"] and "active" not in ax["title"]
     assert np.allclose(ax["bar_heights"], [1.0, 0.0, 0.02, 0.005])  # dimension order
     assert any("threshold" in t for t in ax["legend"])
     assert ax["lines"][next(k for k in ax["lines"] if "threshold" in k)][1] == [0.01, 0.01]
 
     plot_kl_per_dimension(kl[0], tmp_path / "kl_sorted.png", threshold=0.001, sort=True)
     (ax,) = saved_figures[1]
-    assert "3 of 4 active" in ax["title"]
+    assert "3 of 4 dimensions with KL > 0.001 nats" in ax["title"]
     assert np.allclose(ax["bar_heights"], [0.5, 0.02, 0.005, 0.0])
     assert ax["xticklabels"] == ["0", "2", "3", "1"]
+
+
+def test_kl_per_dimension_counts_active_units_by_the_metrics_definition(tmp_path, saved_figures):
+    """One definition of "active units" (Burda et al.: Cov_x E_q[z] > 0.01), as metrics.json counts them."""
+    kl = [0.5, 0.0, 0.02, 0.005]
+    activity = [0.3, 0.02, 0.0, 0.5]  # unit 1 has a tiny KL yet varies with x; unit 2 the reverse
+    plot_kl_per_dimension(kl, tmp_path / "kl.png", activity=activity)
+    (ax,) = saved_figures[0]
+    assert "3 of 4 active units" in ax["title"] and "Cov" in ax["title"]
+    with pytest.raises(DataError, match="one value per latent dimension"):
+        plot_kl_per_dimension(kl, tmp_path / "kl2.png", activity=[0.1])
 
 
 def test_kl_per_dimension_refuses_bad_input(tmp_path):

@@ -215,3 +215,19 @@ def test_failed_write_leaves_existing_png_intact(tmp_path, monkeypatch):
         save_reconstructions(torch.rand(4, 64), torch.rand(4, 64), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+def test_row_labels_never_draw_missing_glyph_boxes(tmp_path):
+    """`interpolate` labels rows "0→1": Pillow's default font has no arrow, which used to render as a box."""
+    from PIL import Image
+
+    from vaekit.viz import save_image_rows
+    from vaekit.viz.grids import _has_glyph, _label_font, drawable_label
+
+    font = _label_font(12)
+    assert _has_glyph(font, "0") and not _has_glyph(font, "\ue001")
+    assert all(_has_glyph(font, c) for c in drawable_label("0→1 – é × σ", font))
+    rows = [torch.rand(3, 1, 8, 8)]
+    arrow = np.asarray(Image.open(save_image_rows(rows, tmp_path / "arrow.png", labels=["0→1"])))
+    ascii_ = np.asarray(Image.open(save_image_rows(rows, tmp_path / "ascii.png", labels=["0->1"])))
+    assert np.array_equal(arrow, ascii_)  # the arrow is drawn as "->", not as a box

@@ -9,6 +9,7 @@ import torch
 
 from vaekit.apps._inputs import as_examples, as_labels, batched, check_model, check_positive_int
 from vaekit.errors import ConfigError, DataError
+from vaekit.eval.likelihood import has_likelihood
 
 __all__ = ["AnomalyDetector", "anomaly_scores", "detection_metrics", "SCORES"]
 
@@ -36,10 +37,10 @@ def anomaly_scores(
     if score not in SCORES:
         raise ConfigError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
     k = DEFAULT_SAMPLES[score] if num_samples is None else check_positive_int(num_samples, "num_samples")
-    if score != "reconstruction" and model.prior_module is None:
+    if score != "reconstruction" and not has_likelihood(model):
         raise ConfigError(
-            f"score={score!r} needs a model with a prior p(z) (a VAE); {model.config.get('model', 'this model')} is "
-            "a deterministic autoencoder: use score='reconstruction'"
+            f"score={score!r} needs a model with a likelihood bound (a VAE); {model.config.get('model', 'this model')} "
+            "has none (a deterministic or Wasserstein autoencoder): use score='reconstruction'"
         )
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -1,11 +1,12 @@
-"""Image quality: PSNR and SSIM, per image, computed here (no scikit-image dependency)."""
+"""Image quality: PSNR, and SSIM from :mod:`vaekit.objectives.ssim` (no scikit-image dependency)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from vaekit.errors import ConfigError, DataError
+from vaekit.objectives.ssim import gaussian_window
+from vaekit.objectives.ssim import ssim as structural_similarity
 
 __all__ = ["psnr", "ssim", "gaussian_window"]
 
@@ -42,14 +43,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return 10 * torch.log10(data_range**2 / mse)
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """The normalised 2-D Gaussian window w_ij ∝ exp(−((i−c)² + (j−c)²)/(2σ²)), shape (size, size), sums to 1."""
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-coords.pow(2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
-
-
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -59,16 +52,15 @@ def ssim(
     k1: float = 0.01,
     k2: float = 0.03,
 ) -> torch.Tensor:
-    r"""Structural similarity per image (Wang et al. 2004), shape (N,).
+    r"""Structural similarity per image (Wang et al. 2004), shape (N,), in float64: a quality score.
 
-    With Gaussian-weighted local statistics (window ``window_size``, σ = 1.5; weights summing
-    to 1, no sample-size correction) at every position where the window fits ("valid"):
+    :func:`vaekit.objectives.ssim` (Gaussian-weighted statistics, σ = 1.5, valid positions,
+    scikit-image's values) on detached float64 copies, for images (N, C, H, W) or (N, H, W):
 
         SSIM(x, y) = (2 μ_x μ_y + C₁)(2 σ_xy + C₂) / ((μ_x² + μ_y² + C₁)(σ_x² + σ_y² + C₂)),
 
-    C₁ = (k₁L)², C₂ = (k₂L)², k₁ = 0.01, k₂ = 0.03, L = ``data_range``; the SSIM map is
-    averaged over positions and channels. Images smaller than the window (e.g. 8×8 digits)
-    use the largest odd window that fits, with the same σ.
+    C₁ = (k₁L)², C₂ = (k₂L)², L = ``data_range``. Images smaller than the window (e.g. 8×8
+    digits) use the largest odd window that fits, with the same σ.
 
     References:
         Image Quality Assessment: From Error Visibility to Structural Similarity (Wang,
@@ -82,18 +74,6 @@ def ssim(
     if not data_range > 0:
         raise ConfigError(f"data_range must be > 0, got {data_range}")
     x, y = _pair(x, y, images=True)
-    n, c, h, w = x.shape
-    size = min(int(window_size), h, w)
+    size = min(int(window_size), *x.shape[-2:])
     size -= 1 - size % 2  # odd
-    window = gaussian_window(size, sigma).expand(c, 1, size, size)
-
-    def local_mean(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, groups=c)
-
-    mu_x, mu_y = local_mean(x), local_mean(y)
-    var_x = local_mean(x * x) - mu_x.pow(2)
-    var_y = local_mean(y * y) - mu_y.pow(2)
-    cov = local_mean(x * y) - mu_x * mu_y
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
+    return structural_similarity(x, y, window=size, sigma=sigma, data_range=data_range, k1=k1, k2=k2)

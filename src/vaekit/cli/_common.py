@@ -14,7 +14,7 @@ from typing import Any, Callable
 import yaml
 
 __all__ = [
-    "TRAIN_DEFAULTS", "SPEC_KEYS", "STATE_FILE", "_say", "_int_at_least", "_positive_int", "_count", "_int_list",
+    "TRAIN_DEFAULTS", "DATA_DEFAULTS", "SPEC_KEYS", "check_output_file", "check_out_dir", "STATE_FILE", "_say", "_int_at_least", "_positive_int", "_count", "_int_list",
     "_read_yaml", "_load_data", "_has_test_split", "_binarized", "_run_settings", "_eval_data", "add_run_arguments",
 ]
 
@@ -44,6 +44,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "quiet": False,
 }
 """Training settings and their defaults; a YAML ``--config`` and command-line flags override them, in that order."""
+
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"epochs": 150, "batch_size": 32, "latent_dim": 8, "arch": "mlp", "hidden_dims": [256, 128]},
+}
+"""Defaults that differ for a data set, between :data:`TRAIN_DEFAULTS` and the YAML/flags.
+
+The 1 797 scikit-learn digits are 8×8: with the generic defaults (conv body, batch 128,
+D = 16) a VAE gets 13 steps per epoch and its posterior collapses to the prior within
+10 epochs (KL 0.36 nats, every sample one grey blob); an MLP 256-128 with D = 8 at batch
+32 (50 steps per epoch) trains well in 10 epochs and well past them (the demo's settings).
+"""
 
 SPEC_KEYS = ("latent_dim", "arch", "hidden_dims", "channels", "likelihood", "likelihood_scale")
 STATE_FILE = "train.yaml"
@@ -99,12 +110,68 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
 def _load_data(settings: dict[str, Any], split: str):
     from vaekit.data import load_dataset
+    from vaekit.errors import ConfigError
 
     image_size = settings.get("image_size")
+    if image_size and not _is_image_folder(settings["data"]):
+        raise ConfigError(f"--image-size resizes the images of a folder, and {settings['data']} is not an image folder; drop --image-size")
     return load_dataset(
         settings["data"], split=split, data_dir=settings.get("data_dir"), label_column=settings.get("label_column"),
         image_size=tuple(image_size) if image_size else None,
     )
+
+
+def _is_image_folder(source: str) -> bool:
+    from vaekit.data import DATASET_NAMES
+    from vaekit.data.fashion_mnist import has_fashion_mnist
+
+    if str(source).strip().lower() in DATASET_NAMES:
+        return False
+    path = Path(source).expanduser()
+    return path.is_dir() and not has_fashion_mnist(path)
+
+
+def check_output_file(path: str | Path, flag: str, suffixes: tuple[str, ...] = (".png",)) -> Path:
+    """``path`` if a file of one of ``suffixes`` can be written there; else one clear ConfigError.
+
+    Checked before anything is computed, so a typo costs nothing.
+    """
+    from vaekit.errors import ConfigError
+
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        kinds = " or ".join(s.lstrip(".").upper() for s in suffixes)
+        raise ConfigError(f"{flag} {path}: this command writes {kinds}; give a path ending in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file path ending in {suffixes[0]}")
+    _check_creatable(path.parent, flag, path)
+    return path
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` if it is (or can become) a folder vaekit may write to; else one clear ConfigError."""
+    from vaekit.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; a run is a folder: give a new or existing folder path")
+    _check_creatable(path, flag, path)
+    return path
+
+
+def _check_creatable(folder: Path, flag: str, target: Path) -> None:
+    """Refuse a ``folder`` that cannot be created or written: a file on the way, or no permission."""
+    import os
+
+    from vaekit.errors import ConfigError
+
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {target}: {existing} is a file, so no folder can be made under it; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {target}: no permission to write in {existing}; choose a folder you can write to")
 
 
 def _has_test_split(source: str) -> bool:

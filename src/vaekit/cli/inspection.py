@@ -7,7 +7,7 @@ import json
 from typing import Any, Callable
 
 
-from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments
+from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments, check_output_file
 
 __all__ = ["add_commands"]
 
@@ -27,41 +27,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """Samples as a PNG grid; for vector (tabular) data as a CSV table (``-o x.csv``) or a
+    PNG of their marginals against the run's data."""
     import torch
 
-    import vaekit
-    from vaekit.viz import save_image_grid
+    from vaekit.errors import ConfigError
+    from vaekit.samplers.base import load_run_model
+    from vaekit.viz import plot_marginals, save_image_grid, write_csv
 
-    model = vaekit.load(args.run)
+    model = load_run_model(args.run)  # vaekit.load, refusing a run without a decoder (a feature classifier)
+    tabular = len(model.input_shape) == 1
+    output = check_output_file(args.output, "-o", (".png", ".csv") if tabular else (".png",))
+    if args.label is not None and not model.num_classes:
+        kind = "conditioned on vectors" if model.conditional else "not conditional"
+        raise ConfigError(f"--label picks a class of a model trained on labels, and this model is {kind}; drop --label")
+    if args.label is not None and not 0 <= args.label < model.num_classes:
+        raise ConfigError(f"--label must lie in 0..{model.num_classes - 1} (the model's classes), got {args.label}")
+    if model.conditional and not model.num_classes:
+        raise ConfigError("this model is conditioned on vectors, which `vaekit sample` cannot choose; sample it from Python: model.sample(n, y=...)")
     torch.manual_seed(args.seed)
     y = None
     if model.conditional:
         y = torch.full((args.n,), args.label, dtype=torch.long) if args.label is not None else torch.arange(args.n) % (model.num_classes or 1)
-    path = save_image_grid(model.sample(args.n, y=y), args.output)
+    if args.sampler != "prior" or not model.conditional:  # a fitted sampler, or the prior of an unconditional model
+        from vaekit.samplers import load as load_sampler
+
+        samples = load_sampler(args.run, kind=args.sampler, model=model).sample(args.n, seed=args.seed)
+    else:
+        samples = model.sample(args.n, y=y)
+    if not tabular:
+        path = save_image_grid(samples, output)
+    elif output.suffix.lower() == ".csv":
+        path = write_csv(samples, output)
+    else:
+        _, x, _ = _eval_data(args, _run_settings(args.run))
+        path = plot_marginals(x, samples, output)
     print(path)
     return 0
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Originals over their reconstructions (PNG); for vector data, values against reconstructions."""
     import vaekit
-    from vaekit.viz import save_reconstructions
+    from vaekit.viz import plot_reconstruction_scatter, save_reconstructions
 
+    output = check_output_file(args.output, "-o")
     model = vaekit.load(args.run)
     data, x, _ = _eval_data(args, _run_settings(args.run))
     x = x[: args.n]
     y = data.y[: args.n] if model.conditional else None
-    print(save_reconstructions(x, model.reconstruct(x, y), args.output, n=args.n))
+    if len(model.input_shape) == 1:
+        print(plot_reconstruction_scatter(x, model.reconstruct(x, y), output))
+    else:
+        print(save_reconstructions(x, model.reconstruct(x, y), output, n=args.n))
     return 0
 
 
 def cmd_traverse(args: argparse.Namespace) -> int:
     """One row per latent dimension: the code of an example with that coordinate swept over [−r, r]."""
-    import torch
-
     import vaekit
     from vaekit.errors import ConfigError
-    from vaekit.viz import save_image_rows
+    from vaekit.viz import save_image_rows, traversal_rows, traversal_values
 
+    check_output_file(args.output, "-o")
     model = vaekit.load(args.run)
     data, x, _ = _eval_data(args, _run_settings(args.run))
     if not 0 <= args.index < x.shape[0]:
@@ -71,13 +99,7 @@ def cmd_traverse(args: argparse.Namespace) -> int:
     dims = args.dims or list(range(min(model.latent_dim, 10)))
     if any(not 0 <= d < model.latent_dim for d in dims):
         raise ConfigError(f"--dims must lie in 0..{model.latent_dim - 1}")
-    values = torch.linspace(-args.range, args.range, args.steps)
-    rows = []
-    with torch.no_grad():
-        for d in dims:
-            z = code.repeat(args.steps, 1)
-            z[:, d] = values
-            rows.append(model.decode(z, None if y is None else y.expand(args.steps)).mean)
+    rows = traversal_rows(model, code, dims, traversal_values(args.range, args.steps), y)
     print(save_image_rows(rows, args.output, labels=[f"z{d}" for d in dims]))
     return 0
 
@@ -90,6 +112,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from vaekit.errors import ConfigError
     from vaekit.viz import save_image_rows
 
+    check_output_file(args.output, "-o")
     model = vaekit.load(args.run)
     data, x, _ = _eval_data(args, _run_settings(args.run))
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
@@ -120,8 +143,10 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--device", default=None)
     p = run_parser("sample", "draw samples from the prior into a PNG grid")
     p.add_argument("-n", type=_positive_int, default=64)
-    p.add_argument("-o", "--output", default="samples.png")
+    p.add_argument("-o", "--output", default="samples.png", help="a PNG grid (vector data: .csv for the table, .png for its marginals)")
     p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--sampler", choices=["prior", "gmm", "flow"], default="prior",
+                   help="codes from the prior, or from the density `vaekit fit-sampler` fitted (default prior)")
     p = run_parser("reconstruct", "PNG of originals over their reconstructions")
     p.add_argument("-n", type=_positive_int, default=8)
     p.add_argument("-o", "--output", default="reconstructions.png")

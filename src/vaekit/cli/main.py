@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-COMMAND_MODULES = ("training", "inspection", "applications")
+COMMAND_MODULES = ("training", "inspection", "applications", "samplers", "code_prior", "disentanglement", "measurement", "report")
 """The modules of ``vaekit.cli`` that add commands: each has ``add_commands(subparsers) -> {name: handler}``."""
 
 
@@ -77,18 +77,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vaekit {args.command}: interrupted; files already written are intact (re-run `vaekit train` with the same --out to resume)", file=sys.stderr)
         return 130
-    except (OSError, MemoryError) as e:
+    except BrokenPipeError:  # `vaekit models | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
+    except (MemoryError, RuntimeError) as e:
+        if not _is_out_of_memory(e) or os.environ.get("VAEKIT_DEBUG"):
+            if os.environ.get("VAEKIT_DEBUG"):
+                raise
+            return _internal_error(args.command, e)
+        print(f"vaekit {args.command}: error: {_out_of_memory_message(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
         if os.environ.get("VAEKIT_DEBUG"):
             raise
-        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
+        print(f"vaekit {args.command}: error: {_os_error_message(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 — the last line of defence: one line, not a traceback
         if os.environ.get("VAEKIT_DEBUG"):
             raise
-        print(f"vaekit {args.command}: internal error: {type(e).__name__}: {e} (set VAEKIT_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return 1
+        return _internal_error(args.command, e)
     finally:
         warnings.showwarning = shown
+
+
+def _internal_error(command: str, e: BaseException) -> int:
+    print(f"vaekit {command}: internal error: {type(e).__name__}: {e} (set VAEKIT_DEBUG=1 for the traceback, and please report it)",
+          file=sys.stderr)
+    return 1
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    import torch
+
+    text = str(e).lower()
+    return (isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text
+            or "out of memory" in text or "not enough memory" in text)
+
+
+def _out_of_memory_message(e: BaseException) -> str:
+    """One line: how much was asked for (when torch says) and what to lower."""
+    import re
+
+    asked = re.search(r"allocate (\d+) bytes", str(e)) or re.search(r"allocate ([\d.]+ [KMGT]iB)", str(e))
+    size = ""
+    if asked:
+        value = asked.group(1)
+        size = f" (an allocation of {int(value) / 2**30:,.1f} GiB)" if value.isdigit() else f" (an allocation of {value})"
+    return (f"out of memory{size}: the model or a batch is too large for this machine; lower --latent-dim, --hidden-dims, "
+            "--channels or --batch-size (or --nll-samples for evaluation)")
+
+
+def _os_error_message(e: OSError) -> str:
+    """``cannot use PATH: reason`` instead of Python's ``[Errno N] ...``."""
+    reason = e.strerror or str(e)
+    if e.filename is None:
+        return reason
+    what = {13: "no permission for", 17: "already exists:", 20: "a part of this path is a file, not a folder:",
+            21: "is a folder, not a file:", 28: "no space left on the device for"}.get(e.errno or 0)
+    return f"{what} {e.filename}" if what else f"{reason}: {e.filename}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,8 @@
 """Data for vaekit: loaders, the in-memory :class:`Dataset`, transforms and input checks.
 
 Sources: Fashion-MNIST (IDX files, e.g. from Debian's ``dataset-fashion-mnist``),
-scikit-learn's 8x8 digits, ``.npy``/``.npz`` arrays, image folders and CSV tables;
+scikit-learn's 8x8 digits, procedural dSprites-style sprites, ``.npy``/``.npz`` arrays,
+image folders and CSV tables;
 :func:`load_dataset` picks the right one from a ``--data`` value. Nothing is downloaded,
 nothing is cached on disk and nothing is unpickled.
 
@@ -15,6 +16,7 @@ from vaekit.data.fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from vaekit.data.idx import parse_idx, read_idx
 from vaekit.data.image_folder import load_image_folder
 from vaekit.data.sources import DATASET_NAMES, has_test_split, load_dataset
+from vaekit.data.sprites import Sprites, SpritesDataset, load_sprites
 from vaekit.data.tables import load_csv
 from vaekit.data.transforms import (
     NOISE_TYPES,
@@ -37,6 +39,9 @@ __all__ = [
     "load_array",
     "load_image_folder",
     "load_csv",
+    "load_sprites",
+    "Sprites",
+    "SpritesDataset",
     "read_idx",
     "parse_idx",
     "find_fashion_mnist",

@@ -14,6 +14,7 @@ from vaekit.data.dataset import Dataset
 from vaekit.data.digits import load_digits
 from vaekit.data.fashion_mnist import has_fashion_mnist, load_fashion_mnist
 from vaekit.data.image_folder import load_image_folder
+from vaekit.data.sprites import is_sprites_source, load_sprites, parse_sprites_source
 from vaekit.data.tables import load_csv
 from vaekit.errors import DataError
 
@@ -30,7 +31,7 @@ DATASET_NAMES: dict[str, str] = {
 #: File suffixes load_dataset reads.
 FILE_SUFFIXES = (".npy", ".npz", ".csv")
 
-_ACCEPTS = "--data takes fashion-mnist, digits, or a path to .npy/.npz/.csv/an image folder"
+_ACCEPTS = "--data takes fashion-mnist, digits, sprites[:SIZE[:N]], or a path to .npy/.npz/.csv/an image folder"
 
 
 def load_dataset(
@@ -44,9 +45,11 @@ def load_dataset(
 
     Arguments:
         source: ``"fashion-mnist"`` (or ``"fashion_mnist"``, ``"fmnist"``), ``"digits"``,
-            or a path: ``.npy``/``.npz`` (:func:`load_array`), ``.csv`` (:func:`load_csv`),
-            or a directory, read as Fashion-MNIST when it holds its IDX files and as an
-            image folder (:func:`load_image_folder`) otherwise.
+            ``"sprites[:SIZE[:N]]"`` (:func:`load_sprites`: SIZE × SIZE images, default 32,
+            N training images or ``all``, default 20 000; 5 000 test images), or a path:
+            ``.npy``/``.npz`` (:func:`load_array`), ``.csv`` (:func:`load_csv`), or a directory,
+            read as Fashion-MNIST when it holds its IDX files and as an image folder
+            (:func:`load_image_folder`) otherwise.
         split: ``"train"``, ``"test"`` or ``"all"``. Built-in datasets and two-split
             ``.npz`` archives have a test split; a single array, a CSV file or an image
             folder is one set, returned for ``"train"``/``"all"`` and refused for ``"test"``.
@@ -63,6 +66,8 @@ def load_dataset(
         if name == "fashion-mnist":
             return load_fashion_mnist(split, data_dir)
         return load_digits(split)
+    if is_sprites_source(source):
+        return load_sprites(split, **parse_sprites_source(source))
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"no such file or directory: {path}; {_ACCEPTS}")
@@ -82,8 +87,10 @@ def load_dataset(
 
 def has_test_split(source: str | os.PathLike) -> bool:
     """Whether ``load_dataset(source, "test")`` has a split of its own to give: the built-in
-    datasets, a folder of Fashion-MNIST IDX files, and an ``.npz`` archive with ``x_test``."""
+    datasets and the sprites, a folder of Fashion-MNIST IDX files, and an ``.npz`` archive with ``x_test``."""
     if isinstance(source, str) and source.strip().lower() in DATASET_NAMES:
+        return True
+    if is_sprites_source(source):
         return True
     path = Path(source).expanduser()
     if path.is_dir():

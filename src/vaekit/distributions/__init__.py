@@ -28,6 +28,25 @@ from vaekit.distributions.posteriors import (
 )
 from vaekit.distributions.priors import StandardNormalPrior
 from vaekit.distributions.sampling import latent_code, sample_with_log_prob
+from vaekit.distributions.vector_quantized import CodebookPrior, QuantizedCode, VectorQuantizer
+from vaekit.distributions.pixelcnn import CodeGridDistribution, GatedPixelCNN
+from vaekit.distributions.mixture import (
+    GaussianMixture,
+    GaussianMixturePrior,
+    conjugate_mixture_posterior,
+    gaussian_product,
+    kl_joint_mixture,
+    mean_parameters,
+    natural_parameters,
+)
+from vaekit.distributions.product import ProductDistribution, ProductPrior, kl_parts, kl_product
+from vaekit.distributions.categorical import (
+    CategoricalPosterior,
+    GaussianCategoricalPosterior,
+    GumbelSoftmaxCategorical,
+    UniformCategoricalPrior,
+    kl_categorical_codes,
+)
 
 POSTERIORS = {
     "diagonal": DiagonalGaussianPosterior,
@@ -69,4 +88,28 @@ __all__ = [
     "latent_code",
     "sample_with_log_prob",
     "POSTERIORS",
+    # discrete latents (categorical VAE, Joint-VAE)
+    "ProductDistribution",
+    "ProductPrior",
+    "kl_parts",
+    "kl_product",
+    "CategoricalPosterior",
+    "GaussianCategoricalPosterior",
+    "GumbelSoftmaxCategorical",
+    "UniformCategoricalPrior",
+    "kl_categorical_codes",
+    # VQ-VAE: the quantiser head and the autoregressive code prior
+    "QuantizedCode",
+    "VectorQuantizer",
+    "CodebookPrior",
+    "CodeGridDistribution",
+    "GatedPixelCNN",
+    # structured VAE: the Gaussian-mixture prior and its conjugate posterior
+    "GaussianMixture",
+    "GaussianMixturePrior",
+    "conjugate_mixture_posterior",
+    "gaussian_product",
+    "kl_joint_mixture",
+    "mean_parameters",
+    "natural_parameters",
 ]

@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import torch
 
 from vaekit.data import check_data
 from vaekit.errors import ConfigError
-from vaekit.objectives import log_importance_weights
+from vaekit.objectives import Autoencoding, log_importance_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models import LatentVariableModel
 
-__all__ = ["log_likelihood", "check_model_input", "MAX_CODES_PER_CHUNK"]
+__all__ = ["log_likelihood", "check_model_input", "has_likelihood", "MAX_CODES_PER_CHUNK"]
 
 MAX_CODES_PER_CHUNK = 32_768
 """Upper bound on the number of latent codes decoded at once (memory stays bounded for any K)."""
 
 
-def check_model_input(model: "LatentVariableModel", x: torch.Tensor) -> None:
-    """Refuse data the model cannot score: wrong shape, NaN/inf, or values its likelihood cannot take."""
+def check_model_input(model: "LatentVariableModel", x: Any) -> torch.Tensor:
+    """``x`` as a tensor the model can score (numpy arrays and other real dtypes are converted);
+    refuses data it cannot: wrong shape, NaN/inf, or values its likelihood cannot take."""
+    if not isinstance(x, torch.Tensor) or x.dtype != next(model.parameters()).dtype:
+        x = model.as_tensor(x, "x")
     model.check_input(x)
     check_data(x, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name="x")
+    return x
+
+
+def has_likelihood(model: "LatentVariableModel") -> bool:
+    """Whether ``model`` has an ELBO and a log p(x) to estimate: a prior p(z) and a likelihood-based objective.
+
+    Deterministic autoencoders have no prior. Wasserstein autoencoders (``wae_mmd``, ``swae``)
+    have one but an :class:`~vaekit.objectives.Autoencoding` objective (a reconstruction cost
+    plus a penalty on q(z)): their decoder's noise model is never fitted and their default
+    point-mass q(z|x) has no density to importance-sample with, so they have neither.
+    """
+    return model.prior_module is not None and not isinstance(model.objective, Autoencoding)
 
 
 @torch.no_grad()
@@ -61,7 +76,10 @@ def log_likelihood(
         raise ConfigError(f"num_samples must be ≥ 1, got {num_samples}")
     if model.prior_module is None:
         raise ConfigError("log_likelihood needs a model with a prior p(z); deterministic autoencoders have none")
-    check_model_input(model, x)
+    if not has_likelihood(model):
+        raise ConfigError(f"log_likelihood needs a model trained on a bound of log p(x); {model.config.get('model', 'this model')} is trained "
+                          "on a reconstruction cost plus a penalty on q(z) and defines no log p(x): compare it by its reconstruction error")
+    x = check_model_input(model, x)
     was_training = model.training
     model.eval()
     device = model.device

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from vaekit.distributions import kl_per_dimension, latent_code, sample_and_kl
-from vaekit.eval.likelihood import check_model_input, log_likelihood
+from vaekit.eval.likelihood import check_model_input, has_likelihood, log_likelihood
 
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models import LatentVariableModel
@@ -25,6 +25,8 @@ def active_units(codes: torch.Tensor, threshold: float = 0.01) -> tuple[int, tor
     Arguments:
         codes: posterior means E_q[z|x], shape (N, D).
     """
+    if codes.shape[0] < 2:  # one code has no variance to measure
+        return 0, torch.zeros(codes.shape[1:])
     activity = codes.double().var(dim=0, unbiased=True).float()
     return int((activity > threshold).sum()), activity
 
@@ -38,6 +40,7 @@ def evaluate(
     batch_size: int = 500,
     active_threshold: float = 0.01,
     progress: bool = False,
+    nll_limit: int | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on ``x`` (nats per example unless stated):
 
@@ -46,13 +49,15 @@ def evaluate(
     variational models also: ``elbo`` (one-sample estimate), ``reconstruction``
     (−E_q log p(x|z)), ``kl``, ``kl_per_dimension`` (list, where the posterior has one),
     and with ``nll_samples`` > 0 ``log_likelihood`` (importance-sampled, K = nll_samples)
-    and ``bits_per_dim``. Deterministic autoencoders have no prior, hence no bound.
+    and ``bits_per_dim``, computed on the first ``nll_limit`` examples when given (the
+    count is ``log_likelihood_examples``). Deterministic autoencoders have no prior, hence no bound,
+    and Wasserstein autoencoders no likelihood (see :func:`has_likelihood`).
     """
-    check_model_input(model, x)
+    x = check_model_input(model, x)
     was_training = model.training
     model.eval()
     device = model.device
-    variational = model.prior_module is not None
+    variational = has_likelihood(model)
     sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "mse": 0.0} if variational else {"mse": 0.0}
     kl_dims: list[torch.Tensor] | None = []
     codes = []
@@ -89,8 +94,10 @@ def evaluate(
     result["active_units"] = count
     result["unit_activity"] = activity.tolist()
     if nll_samples > 0 and variational:
-        ll = log_likelihood(model, x, nll_samples, y=y, progress=progress)
+        m = n if nll_limit is None else max(1, min(n, int(nll_limit)))
+        ll = log_likelihood(model, x[:m], nll_samples, y=None if y is None else y[:m], progress=progress)
         result["log_likelihood"] = float(ll.mean())
         result["log_likelihood_samples"] = nll_samples
+        result["log_likelihood_examples"] = m
         result["bits_per_dim"] = -result["log_likelihood"] / (math.prod(model.input_shape) * math.log(2))
     return result

@@ -82,8 +82,14 @@ class LatentVariableModel(nn.Module):
             return None
         if y is None:
             raise ConfigError("this conditional model needs y (labels or a conditioning vector)")
-        if y.shape[0] != batch:
-            raise DataError(f"y has {y.shape[0]} rows but x has {batch}")
+        if not isinstance(y, torch.Tensor):
+            try:
+                y = torch.as_tensor(y)
+            except (TypeError, ValueError, RuntimeError):
+                raise DataError(f"y must be a tensor or an array of labels / vectors, got {type(y).__name__}") from None
+        y = y.to(self.device)
+        if y.dim() == 0 or y.shape[0] != batch:
+            raise DataError(f"y has shape {tuple(y.shape)} but x has {batch} rows: give one label or vector per example")
         if self.num_classes:
             if y.dim() != 1:
                 raise DataError(f"labels must be a vector of {batch} class indices, got shape {tuple(y.shape)}")
@@ -105,7 +111,24 @@ class LatentVariableModel(nn.Module):
         return next(self.parameters()).device
 
     # -- the generative model and the inference network -----------------------------------
+    def as_tensor(self, value: Any, name: str) -> torch.Tensor:
+        """``value`` as a floating tensor of the model's dtype on its device.
+
+        Accepts what a user naturally passes (numpy arrays, lists, tensors of any real dtype:
+        float64, uint8, …) and refuses anything else with a :class:`DataError` naming ``name``.
+        """
+        if not isinstance(value, torch.Tensor):
+            try:
+                value = torch.as_tensor(value)
+            except (TypeError, ValueError, RuntimeError):
+                raise DataError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}") from None
+        if value.is_complex():
+            raise DataError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        return value.to(device=self.device, dtype=self._dtype)
+
     def check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise DataError(f"x must be a tensor, got {type(x).__name__}; pass torch.as_tensor(x) or use model.encode, which converts arrays")
         if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             raise DataError(
                 f"input has shape {tuple(x.shape)} but the model expects (batch, {', '.join(map(str, self.input_shape))}); "
@@ -114,6 +137,7 @@ class LatentVariableModel(nn.Module):
 
     def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder features (B, F), with the conditioning vector appended."""
+        x = self.as_tensor(x, "x")
         self.check_input(x)
         h = self.encoder(x)
         c = self.condition(y, x.shape[0])
@@ -125,8 +149,20 @@ class LatentVariableModel(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Distribution:
         """p(x|z): a distribution with batch shape (B,) and event shape ``input_shape``."""
+        z = self.as_tensor(z, "z")
+        if z.dim() == 0:
+            raise DataError("z must have a batch dimension: shape (batch, latent_dim)")
         c = self.condition(y, z.shape[0])
-        return self.likelihood(self.decoder(z if c is None else torch.cat([z, c], dim=-1)))
+        if c is not None and z.dim() != 2:
+            raise DataError(f"z has shape {tuple(z.shape)}; a conditional model decodes codes of shape (batch, {self.latent_dim})")
+        try:
+            params = self.decoder(z if c is None else torch.cat([z, c], dim=-1))
+        except RuntimeError as e:
+            if "shape" not in str(e) and "size" not in str(e):
+                raise
+            raise DataError(f"z has shape {tuple(z.shape)}, which this decoder cannot take: it decodes codes of shape "
+                            f"(batch, {self.latent_dim}) (torch said: {str(e).splitlines()[0]})") from None
+        return self.likelihood(params)
 
     def prior(self) -> Distribution:
         """p(z)."""
@@ -136,6 +172,8 @@ class LatentVariableModel(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:
         """The objective's named terms for a batch; ``out["loss"]`` is the scalar minimised."""
+        if not isinstance(x, torch.Tensor) or x.dtype != self._dtype:
+            x = self.as_tensor(x, "x")
         return self.objective(self, x, y)
 
     forward = loss
@@ -148,6 +186,8 @@ class LatentVariableModel(nn.Module):
         For conditional models ``y`` is one label (int or 0-d tensor) or n labels, or one or n
         conditioning vectors.
         """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n must be a positive number of samples, got {n!r}")
         if y is not None:
             y = torch.as_tensor(y, device=self.device)
             if self.num_classes is not None and y.dim() == 0:  # one label for all n

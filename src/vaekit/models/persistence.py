@@ -29,12 +29,18 @@ def state_tensors(model: LatentVariableModel) -> dict[str, torch.Tensor]:
 def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"cannot save the model to {directory}: it is a file, and a saved model is a folder "
+                          "(config.json + model.safetensors); give a folder path")
     directory.mkdir(parents=True, exist_ok=True)
     tensors = state_tensors(model)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"vaekit_version": __version__, "sha256": tensors_sha256(tensors)})
     config = {**model.config, "vaekit_version": __version__}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    save_attached = getattr(model, "save_attached", None)  # parts fitted after training, kept beside the model (a VQ-VAE's code prior)
+    if save_attached is not None:
+        save_attached(directory)
     return directory
 
 
@@ -74,8 +80,12 @@ def load_weights(model: LatentVariableModel, path: str | Path) -> None:
         raise CheckpointError(f"{path} does not match the model in config.json ({first}); the files come from different runs") from None
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> LatentVariableModel:
+def load_model(directory: str | Path, device: str | torch.device = "cpu", **overrides: object) -> LatentVariableModel:
     """Rebuild a saved model from ``config.json`` and load ``model.safetensors``.
+
+    ``overrides`` are preset options given again because JSON cannot hold them (never
+    pickled): ``vaekit.load(run, feature_network=module)`` for a ``dfc_vae`` created with an
+    ``nn.Module``. They replace the saved options of the same name.
 
     Example:
         >>> model = load_model("runs/vae")  # doctest: +SKIP
@@ -85,11 +95,14 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Lat
     config = read_config(directory)
     if not isinstance(config.get("options", {}), dict):
         raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: 'options' must be a mapping, got {config['options']!r}; the file is damaged")
-    options = dict(config.get("options", {}))
+    options = {**dict(config.get("options", {})), **overrides}
     common = {k: v for k, v in config.items() if k not in ("model", "options", "vaekit_version", "input_shape")}
     try:
         model = create(config["model"], input_shape=tuple(config["input_shape"]), **common, **options)
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this vaekit cannot build: {e}") from None
     load_weights(model, Path(directory) / WEIGHTS_FILE)
+    load_attached = getattr(model, "load_attached", None)  # parts fitted after training (a VQ-VAE's code prior)
+    if load_attached is not None:
+        load_attached(directory)
     return model.to(resolve_device(device)).eval()

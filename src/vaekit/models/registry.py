@@ -166,7 +166,10 @@ def create(name: str, input_shape: tuple[int, ...] | list[int], **options: Any) 
     spec = ModelSpec(input_shape=tuple(input_shape), **spec_options)
     resolved = preset.resolve(options)
     model = preset.build(spec, **resolved)
-    model.config = {"model": name, **spec.as_config(), "options": _jsonable(resolved)}
+    # a preset may record an option as something other than what it was given (spec.build(config={"options": ...})):
+    # dfc_vae records an nn.Module as a placeholder and a classifier folder with its weights' digest
+    recorded = {**resolved, **model.config.get("options", {})}
+    model.config = {"model": name, **spec.as_config(), "options": _jsonable(recorded)}
     return model
 
 

@@ -4,13 +4,14 @@
 
 with T the identity (plain, sparse, contractive AEs) or a random corruption drawn per
 batch in training mode (denoising AE). The penalties live in
-:mod:`vaekit.objectives.sparsity` and :mod:`vaekit.objectives.contractive`.
+:mod:`vaekit.objectives.sparsity` and :mod:`vaekit.objectives.contractive`. Regularisers of
+the code sample (MMD, sliced Wasserstein) make it the Wasserstein autoencoders' objective.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch.distributions import Distribution, Independent, Normal
@@ -19,12 +20,26 @@ from vaekit.data import corrupt, parse_noise
 from vaekit.distributions import latent_code
 from vaekit.errors import ConfigError, DataError
 from vaekit.objectives.contractive import ContractivePenalty
+from vaekit.objectives.posterior_sample import PosteriorSample, Reconstruction, Regulariser
 from vaekit.objectives.sparsity import ActivityPenalty, record_activations
 
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models.model import LatentVariableModel
 
-__all__ = ["Autoencoding", "reconstruction_error"]
+__all__ = ["Autoencoding", "reconstruction_error", "squared_error"]
+
+
+def squared_error(px: Distribution, x: torch.Tensor) -> torch.Tensor:
+    r"""‖x − x̂‖² per example with x̂ = E[x|z] the decoder's mean, summed over every pixel or feature, shape (B,).
+
+    The cost c(x, y) = ‖x − y‖² of the Wasserstein autoencoders, whatever the likelihood head
+    (which then only sets x̂: sigmoid of the logits for "bernoulli", the identity for "gaussian").
+
+    Example:
+        >>> squared_error(Independent(Normal(torch.zeros(2, 3), 1.0), 1), torch.ones(2, 3))
+        tensor([3., 3.])
+    """
+    return (x - px.mean).pow(2).flatten(1).sum(1)
 
 
 def reconstruction_error(px: Distribution, x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +58,7 @@ def reconstruction_error(px: Distribution, x: torch.Tensor) -> torch.Tensor:
     """
     base = px.base_dist if isinstance(px, Independent) else px
     if isinstance(base, Normal):
-        return (x - px.mean).pow(2).flatten(1).sum(1)
+        return squared_error(px, x)
     return -px.log_prob(x)
 
 
@@ -62,6 +77,10 @@ class Autoencoding:
       code (survey §1.4.1(b)); k-sparsity (§1.4.1(a)) lives in the posterior head.
     * The contractive term is a :class:`ContractivePenalty`, with the exact Jacobian of the
       encoder E_φ (the posterior's code) at the encoder's input (survey §1.4.3).
+    * ``regularisers`` read the code sample like the ELBO's do (``PosteriorSample`` with
+      ``kl=None``): λ·MMD or λ·SW between the batch's codes and prior draws make the
+      Wasserstein autoencoders (Tolstikhin et al. 2018; Kolouri et al. 2019), whose cost d
+      is ``reconstruction`` = :func:`squared_error`.
 
     Works with any posterior: z is a reparameterised draw of q(z|x), i.e. the code itself
     for the point-mass posterior of deterministic autoencoders.
@@ -71,9 +90,12 @@ class Autoencoding:
         noise_level: σ for "gaussian", the corruption probability otherwise.
         sparsity: an activity penalty, or None.
         contractive: a contractive penalty, or None.
+        regularisers: callables ``(model, PosteriorSample) -> (penalty, terms)`` (the model
+            needs a prior); not with ``contractive``.
+        reconstruction: ``cost(p(x|z), x) -> (B,)`` used instead of :func:`reconstruction_error`.
 
     Terms returned (batch means, before their weights): ``loss``, ``reconstruction``, and
-    ``sparsity`` / ``contractive`` when those penalties are on.
+    ``sparsity`` / ``contractive`` when those penalties are on, and each regulariser's own terms.
 
     References:
         Extracting and Composing Robust Features with Denoising Autoencoders (Vincent,
@@ -94,7 +116,11 @@ class Autoencoding:
         noise_level: float = 0.0,
         sparsity: ActivityPenalty | None = None,
         contractive: ContractivePenalty | None = None,
+        regularisers: Sequence[Regulariser] = (),
+        reconstruction: Reconstruction | None = None,
     ):
+        if contractive is not None and regularisers:
+            raise ConfigError("regularisers of the code sample cannot be combined with the contractive penalty; use one or the other")
         if noise is not None:
             try:
                 noise, noise_level = parse_noise(f"{noise}:{noise_level}")
@@ -102,6 +128,7 @@ class Autoencoding:
                 raise ConfigError(str(e)) from None
         self.noise, self.noise_level = noise, noise_level
         self.sparsity, self.contractive = sparsity, contractive
+        self.regularisers, self.reconstruction = tuple(regularisers), reconstruction
 
     def corrupt(self, x: torch.Tensor, data_range: tuple[float, float] | None = None) -> torch.Tensor:
         """T(x): a fresh corruption of the batch (x itself when ``noise`` is None).
@@ -121,8 +148,10 @@ class Autoencoding:
             if self.contractive is not None:
                 z, jacobian_sq = self.contractive(lambda t: latent_code(model.encode(t, y)), x_in)
             else:
-                z = model.encode(x_in, y).rsample()
-        reconstruction = reconstruction_error(model.decode(z, y), x)
+                q = model.encode(x_in, y)
+                z = q.rsample()
+        px = model.decode(z, y)
+        reconstruction = reconstruction_error(px, x) if self.reconstruction is None else self.reconstruction(px, x)
         loss = reconstruction.mean()
         terms = {"reconstruction": reconstruction.mean()}
         if self.sparsity is not None:
@@ -132,4 +161,10 @@ class Autoencoding:
         if self.contractive is not None:
             terms["contractive"] = jacobian_sq.mean()
             loss = loss + self.contractive.weight * terms["contractive"]
+        if self.regularisers:
+            sample = PosteriorSample(x=x, q=q, z=z, prior=model.prior(), kl=None)
+            for regulariser in self.regularisers:
+                penalty, named = regulariser(model, sample)
+                loss = loss + penalty
+                terms.update(named)
         return {"loss": loss, **terms}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
@@ -19,17 +20,27 @@ __all__ = ["ELBO", "free_bits_kl"]
 
 
 def free_bits_kl(q: Distribution, p: Distribution, kl: torch.Tensor, free_bits: float) -> torch.Tensor:
-    r"""The KL term with free bits (Kingma et al. 2016, eq. 15): Σ_i max(λ, E_batch KL_i).
+    r"""The KL term with free bits λ (Kingma et al. 2016, eq. 15): Σ_i max(λ, E_batch KL_i). Returns a scalar.
 
-    Per latent coordinate where the per-coordinate KL exists, else on the total,
-    max(λ·D, E_batch KL). A coordinate already below λ nats gets no gradient pushing it to
-    zero, which fights posterior collapse (survey §2.10). Returns a scalar.
+    KL_i are the per-coordinate terms of :func:`vaekit.distributions.kl_per_dimension`, which
+    add up to the KL: the coordinates' own KLs for a diagonal Gaussian posterior, the chain-rule
+    split KL_i = E_q[KL(q(z_i | z_<i) ‖ p(z_i))] for a full-covariance one (so its correlations
+    are paid for, and with nothing clipped the term is the KL). A posterior with no such split
+    (flows; a non-Gaussian prior) is clipped as one group: max(λ·D, E_batch KL), with ``kl``
+    the ELBO's own estimate (B,). A coordinate (or group) below λ nats gets no gradient
+    pushing it lower, which fights posterior collapse (survey §2.10). As λ → 0 the term
+    tends to the ELBO's E_batch KL (for a flow, to max(0, ·) of its one-sample estimate,
+    whose batch mean can fall below 0).
+
+    References:
+        Improved Variational Inference with Inverse Autoregressive Flow (Kingma, Salimans,
+        Jozefowicz, Chen, Sutskever & Welling, 2016), eq. 15, arXiv:1606.04934.
     """
     try:
         per_dim = kl_per_dimension(q, p).mean(0)
-        return per_dim.clamp_min(free_bits).sum()
     except NotImplementedError:
         return kl.mean().clamp_min(free_bits * q.event_shape[-1])
+    return per_dim.clamp_min(free_bits).sum()
 
 
 class ELBO:
@@ -47,7 +58,8 @@ class ELBO:
     regulariser's weighted penalty (β-VAE capacity, total correlation, MMD, DIP, …: they
     compose here instead of copying the ELBO). The KL is analytic when torch (or vaekit)
     registers a closed form, otherwise the single-sample estimate log q(z|x) − log p(z);
-    with ``free_bits`` λ it is Σ_i max(λ, E_batch KL_i) (Kingma et al. 2016).
+    with ``free_bits`` λ it is Σ_i max(λ, E_batch KL_i) over per-coordinate terms that add up
+    to the KL, or max(λ·D, E_batch KL) where q has none (:func:`free_bits_kl`; Kingma et al. 2016).
 
     Arguments:
         regularisers: callables ``(model, PosteriorSample) -> (penalty, terms)``.
@@ -80,8 +92,8 @@ class ELBO:
             raise ConfigError(f"beta must be ≥ 0, got {beta}")
         if warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be ≥ 0, got {warmup_steps}")
-        if free_bits < 0:
-            raise ConfigError(f"free_bits must be ≥ 0 nats, got {free_bits}")
+        if not 0 <= free_bits < math.inf:
+            raise ConfigError(f"free_bits must be a finite number ≥ 0 (nats per latent dimension; 0: off), got {free_bits}")
         self.beta, self.warmup_steps, self.free_bits = beta, warmup_steps, free_bits
         self.regularisers = tuple(regularisers)
         self.reconstruction = reconstruction

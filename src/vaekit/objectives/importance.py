@@ -11,7 +11,7 @@ from vaekit.distributions import sample_with_log_prob
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models.model import LatentVariableModel
 
-__all__ = ["importance_terms", "log_importance_weights"]
+__all__ = ["importance_terms", "importance_terms_at", "log_importance_weights"]
 
 
 def importance_terms(model: "LatentVariableModel", x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,6 +30,17 @@ def importance_terms(model: "LatentVariableModel", x: torch.Tensor, num_samples:
         return custom(x, num_samples, y)
     q = model.encode(x, y)
     z, log_q = sample_with_log_prob(q, (num_samples,))  # (K, B, D), (K, B)
+    return importance_terms_at(model, x, z, log_q, y)
+
+
+def importance_terms_at(
+    model: "LatentVariableModel", x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""log p(x|z_k) and log p(z_k) − log q(z_k|x), each (K, B), at given draws z (K, B, D) with log q (K, B).
+
+    The decoder runs once on all K·B codes. :func:`importance_terms` draws z from q(z|x); a
+    model with its own proposal draws (e.g. exact one-hot codes for categorical latents) calls this.
+    """
     k, b = z.shape[:2]
     flat_z = z.reshape(k * b, *z.shape[2:])
     flat_x = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])

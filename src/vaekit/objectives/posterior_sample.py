@@ -23,7 +23,8 @@ class PosteriorSample:
         q: q(z|x), batch shape (B,), event shape (D,).
         z: one reparameterised draw z ~ q(z|x), shape (B, D).
         prior: p(z).
-        kl: KL(q(z|x) ‖ p(z)) per example (closed form, else the one-sample estimate), shape (B,).
+        kl: KL(q(z|x) ‖ p(z)) per example (closed form, else the one-sample estimate), shape (B,);
+            None from objectives without a KL (the Wasserstein autoencoders' ``Autoencoding``).
         log_q: log q(z|x) at that draw, shape (B,), when the pass computed it (flows, or a KL
             without closed form); None otherwise (``q.log_prob(z)`` gives it).
     """
@@ -32,7 +33,7 @@ class PosteriorSample:
     q: Distribution
     z: torch.Tensor
     prior: Distribution
-    kl: torch.Tensor
+    kl: torch.Tensor | None
     log_q: torch.Tensor | None = None
 
 

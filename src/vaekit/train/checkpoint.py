@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from vaekit._io import atomic_path, check_tensors_sha256, tensors_sha256
 from vaekit.errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "check_resumable", "CHECKPOINT_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "check_resumable", "config_differences", "CHECKPOINT_FILE"]
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -62,16 +62,32 @@ def read_trainer_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
 
 
-def check_resumable(path: str | Path, model: Any) -> dict[str, Any]:
-    """The trainer state of checkpoint ``path``, or a CheckpointError if it holds another model than ``model``."""
+def check_resumable(path: str | Path, model: Any, fix: str = "start over with resume=False, or choose another out_dir") -> dict[str, Any]:
+    """The trainer state of checkpoint ``path``, or a CheckpointError naming each option that differs from ``model``'s.
+
+    ``fix`` is the advice that ends the message (the CLI gives its flags, the API its arguments).
+    """
     state = read_trainer_state(path)
     saved_config = state.get("model_config", {})
     if saved_config != model.config:
+        differences = config_differences(saved_config, model.config)
         raise CheckpointError(
-            f"{Path(path).parent} holds a run of a different model ({saved_config.get('model')} with other options); "
-            "choose another output folder, or start over with resume=False (--fresh)"
+            f"{Path(path).parent} holds a run of {saved_config.get('model')!r} with other settings "
+            f"({'; '.join(differences[:6])}{'; …' if len(differences) > 6 else ''}); {fix}"
         )
     return state
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"name: saved value in the run → value now"`` for every option that differs (preset options flattened)."""
+
+    def flat(config: dict[str, Any]) -> dict[str, Any]:
+        items = {k: v for k, v in config.items() if k not in ("options", "vaekit_version")}
+        items.update(config.get("options") or {})
+        return items
+
+    a, b = flat(saved), flat(current)
+    return [f"{k}: {a.get(k, 'unset')!r} in the run, {b.get(k, 'unset')!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,9 @@ METRICS_FILE = "metrics.jsonl"
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the trained model (best on validation when there is one)."""
+    """What :func:`fit` returns: the trained model, with the weights of the best epoch on validation
+    when there is a validation set (from ``out_dir/model.safetensors``, or kept in memory when
+    there is no ``out_dir``), of the last epoch otherwise."""
 
     model: LatentVariableModel
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +82,44 @@ class LastGoodState:
         for t, copy_ in zip(live, self.copies):
             t.copy_(copy_)
         self.model.step = self.step  # type: ignore[attr-defined]
+
+
+class BestState:
+    """The weights and buffers of the best epoch so far, kept in memory (when ``fit`` has no run folder).
+
+    ``save`` copies the state-dict tensors in place after the first call, so a new best epoch
+    costs one memcpy of the model; ``restore`` loads them back.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.copies: dict[str, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def save(self) -> None:
+        live = self.model.state_dict()
+        if self.copies is None or [t.shape for t in live.values()] != [t.shape for t in self.copies.values()]:
+            self.copies = {k: t.detach().clone() for k, t in live.items()}
+        else:
+            for k, t in live.items():
+                self.copies[k].copy_(t)
+
+    def restore(self) -> None:
+        if self.copies is not None:
+            self.model.load_state_dict(self.copies)
+
+
+def check_grad_clip(grad_clip: Any) -> float | None:
+    """``grad_clip`` as a float > 0 (the largest gradient norm kept), None for no clipping, or a ``ConfigError``.
+
+    A negative value would turn every step into gradient ascent and 0 would zero every update.
+    """
+    if grad_clip is None:
+        return None
+    valid = isinstance(grad_clip, numbers.Real) and not isinstance(grad_clip, bool) and math.isfinite(grad_clip) and grad_clip > 0
+    if not valid:
+        raise ConfigError(f"grad_clip must be a finite number > 0 (the largest gradient norm), or None for no clipping; got {grad_clip!r}")
+    return float(grad_clip)
 
 
 def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> Dataset:
@@ -141,10 +182,12 @@ def fit(
         out_dir: run folder. Gets ``config.json`` + ``model.safetensors`` (the best model so
             far, what ``vaekit.load(out_dir)`` returns), ``checkpoint.safetensors`` (the last
             epoch: weights, optimiser, RNG, history) and ``metrics.jsonl`` (one line per epoch).
+            With a validation set the model handed back has the best epoch's weights, read
+            from that folder or, with no folder, kept in memory; without one, the last epoch's.
         quiet: no progress bar.
         seed: seeds initial shuffling, binarisation and the reparameterisation noise.
         device: "cpu", "cuda", or None for CUDA when available.
-        grad_clip: clip the gradient norm to this value (None: off).
+        grad_clip: clip the gradient norm to this value, a finite number > 0 (None: off).
         patience: stop when the validation loss has not improved for this many epochs. The
             validation loss is the objective with its schedules (KL warm-up, capacity) at
             their final values, so a rising KL weight does not pass for overfitting.
@@ -173,6 +216,7 @@ def fit(
             raise ConfigError(f"{name} must be a positive integer, got {value}")
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
+    grad_clip = check_grad_clip(grad_clip)
     if binarize_data not in (None, "dynamic", "static"):
         raise ConfigError(f'binarize_data must be "dynamic", "static" or None, got {binarize_data!r}')
     group = process_group_from_env(resolve_device(device))
@@ -226,6 +270,8 @@ def fit(
         progress = tqdm(total=(epochs - start_epoch) * steps_per_epoch, unit="step", dynamic_ncols=True, desc="training")
 
     good_state = LastGoodState(model, optimizer)
+    # without a run folder the best epoch's weights are kept in memory (only when there is validation)
+    best_state = BestState(model) if out_dir is None and val_set is not None else None
     for epoch in range(start_epoch, epochs):
         if result.stopped_early:
             break
@@ -297,6 +343,8 @@ def fit(
             bad_epochs += 1
         result.stopped_early = patience is not None and val_set is not None and bad_epochs >= patience
         result.history.append(record)
+        if best_state is not None and improved:
+            best_state.save()
 
         if writes:
             if improved:
@@ -320,5 +368,7 @@ def fit(
         progress.close()
     if out_dir is not None and val_set is not None and result.best_epoch is not None:
         load_weights(model, Path(out_dir) / "model.safetensors")  # hand back the best model
+    elif best_state is not None:
+        best_state.restore()
     model.eval()
     return result

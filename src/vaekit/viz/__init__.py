@@ -14,6 +14,10 @@ from vaekit.viz.curves import (
     plot_training_curves,
     read_metrics,
 )
+from vaekit.viz.tables import plot_marginals, plot_reconstruction_scatter, write_csv
+from vaekit.viz.latent_map import latent_codes, latent_map, manifold_codes, manifold_grid, plot_latent_map, save_manifold
+from vaekit.viz.report import write_report
+from vaekit.viz.traversals import traversal_rows, traversal_values
 from vaekit.viz.grids import (
     MIN_TILE_PIXELS,
     image_grid,
@@ -37,4 +41,16 @@ __all__ = [
     "plot_lines",
     "plot_roc",
     "plot_score_histograms",
+    "plot_marginals",
+    "plot_reconstruction_scatter",
+    "write_csv",
+    "latent_codes",
+    "latent_map",
+    "plot_latent_map",
+    "manifold_codes",
+    "manifold_grid",
+    "save_manifold",
+    "traversal_rows",
+    "traversal_values",
+    "write_report",
 ]

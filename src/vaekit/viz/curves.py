@@ -117,17 +117,25 @@ def plot_kl_per_dimension(
     threshold: float = 0.01,
     *,
     sort: bool = False,
+    activity: torch.Tensor | np.ndarray | Sequence[float] | None = None,
+    activity_threshold: float = 0.01,
 ) -> Path:
-    """Bar chart of the KL (nats) of each latent dimension, with the active-unit threshold.
+    """Bar chart of the KL (nats) of each latent dimension.
 
     ``kl`` is ``(D,)`` or ``(N, D)`` (averaged over the N examples). Bars are in dimension
     order by default, so bar i is latent dimension i; ``sort=True`` orders them by decreasing
-    KL, with the dimension indices as tick labels. A dimension is active when its KL exceeds
-    ``threshold``; active bars are blue, inactive grey, the threshold a dashed line, and the
-    title counts the active dimensions.
+    KL, with the dimension indices as tick labels.
+
+    Which dimensions are highlighted, and what the title counts, has one name per definition:
+
+    * with ``activity`` (each unit's A_u = Cov_x(E_q[z_u]), as in ``vaekit.evaluate``), the
+      **active units** of Burda et al. (2016, §5.2), A_u > ``activity_threshold``: the count
+      ``metrics.json`` reports as ``active_units``; blue bars are active units;
+    * without it, the dimensions whose KL exceeds ``threshold`` nats (a dashed line), counted
+      as "dimensions with KL > threshold", never called active units.
 
     Example:
-        >>> plot_kl_per_dimension(kl_per_dim, "runs/kl.png", threshold=0.01)  # doctest: +SKIP
+        >>> plot_kl_per_dimension(kl_per_dim, "runs/kl.png", activity=unit_activity)  # doctest: +SKIP
         PosixPath('runs/kl.png')
     """
     values = _as_float_array(kl, "kl")
@@ -139,17 +147,24 @@ def plot_kl_per_dimension(
     threshold = float(threshold)
     if not math.isfinite(threshold) or threshold < 0:
         raise ConfigError(f"threshold must be a finite number >= 0 (nats), got {threshold!r}")
+    units = None
+    if activity is not None:
+        units = _as_float_array(activity, "activity")
+        if units.shape != values.shape:
+            raise DataError(f"activity must have one value per latent dimension ({values.size}), got shape {units.shape}")
     dims = np.arange(values.size)
     if sort:
         dims = np.argsort(-values, kind="stable")
     shown = values[dims]
-    active = shown > threshold
-    n_active = int(active.sum())
+    highlighted = shown > threshold if units is None else units[dims] > activity_threshold
+    count = int(highlighted.sum())
     fig, axes = new_figure(figsize=(max(6.4, min(16.0, 0.25 * values.size)), 4.0))
     ax = axes[0, 0]
     positions = np.arange(values.size)
-    ax.bar(positions, shown, color=np.where(active, "C0", "0.6"), width=0.8)
-    ax.axhline(threshold, color="C3", linestyle="--", linewidth=1, label=f"threshold {threshold:g} nats")
+    ax.bar(positions, shown, color=np.where(highlighted, "C0", "0.6"), width=0.8)
+    if units is None:
+        ax.axhline(threshold, color="C3", linestyle="--", linewidth=1, label=f"threshold {threshold:g} nats")
+        ax.legend()
     if sort and values.size <= 64:
         ax.set_xticks(positions, [str(d) for d in dims], fontsize=7)
     elif sort:
@@ -158,8 +173,10 @@ def plot_kl_per_dimension(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("latent dimension (sorted by KL)" if sort else "latent dimension")
     ax.set_ylabel("KL (nats)")
-    ax.set_title(f"KL per latent dimension: {n_active} of {values.size} active (KL > {threshold:g} nats)")
-    ax.legend()
+    if units is None:
+        ax.set_title(f"KL per latent dimension: {count} of {values.size} dimensions with KL > {threshold:g} nats")
+    else:
+        ax.set_title(f"KL per latent dimension: {count} of {values.size} active units (blue: Cov_x E_q[z] > {activity_threshold:g})")
     return save_figure(fig, path)
 
 

@@ -297,9 +297,38 @@ def _label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+_ASCII_FALLBACKS = {"→": "->", "←": "<-", "–": "-", "—": "-", "−": "-", "×": "x", "σ": "s", "β": "beta", "…": "..."}
+"""Stand-ins for characters a label font may lack (Pillow's default font has no arrow)."""
+
+
+def _has_glyph(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, char: str) -> bool:
+    """Whether ``font`` draws ``char`` as itself rather than as its "missing glyph" box."""
+    try:
+        mask = font.getmask(char)
+        missing = font.getmask("\ue000")  # a private-use code point no font maps: the .notdef box
+    except (UnicodeEncodeError, OSError, ValueError):
+        return False
+    return char.isspace() or not (mask.size == missing.size and bytes(mask) == bytes(missing))
+
+
+def drawable_label(label: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> str:
+    """``label`` with every character ``font`` lacks replaced by an ASCII stand-in: a listed
+    one ("→" becomes "->"), the letter without its accent ("é" becomes "e"), or "?"."""
+    import unicodedata
+
+    def stand_in(c: str) -> str:
+        if c in _ASCII_FALLBACKS:
+            return _ASCII_FALLBACKS[c]
+        plain = "".join(b for b in unicodedata.normalize("NFKD", c) if b.isascii())
+        return plain or "?"
+
+    return "".join(c if c.isascii() or _has_glyph(font, c) else stand_in(c) for c in label)
+
+
 def _add_row_labels(grid: np.ndarray, labels: list[str], tile_height: int, padding: int) -> np.ndarray:
     """Prepend a white column with ``labels[i]`` vertically centred on grid row ``i``."""
     font = _label_font(int(min(16, max(10, 0.4 * tile_height))))
+    labels = [drawable_label(label, font) for label in labels]
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
     boxes = [probe.textbbox((0, 0), label, font=font) for label in labels]
     label_width = max(box[2] for box in boxes) + 2 * _LABEL_MARGIN

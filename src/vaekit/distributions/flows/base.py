@@ -12,16 +12,18 @@ so flows whose inverse has no closed form (planar, radial) still give log q of t
 from __future__ import annotations
 
 import copy
+import math
+from typing import Sequence
 
 import torch
 from torch import nn
 from torch.distributions import Distribution, TransformedDistribution, constraints
 from torch.distributions.transforms import Transform
 
-from vaekit.distributions.posteriors import diagonal_gaussian
+from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP, check_logvar_clamp, clamp_log_scale, diagonal_gaussian
 from vaekit.errors import ConfigError
 
-__all__ = ["FlowTransform", "ReverseTransform", "FlowDistribution", "AmortisedFlowPosterior", "check_flow_steps"]
+__all__ = ["FlowTransform", "ReverseTransform", "FlowDistribution", "AmortisedFlowPosterior", "check_flow_steps", "vector_norm"]
 
 
 def check_flow_steps(flow_steps: int) -> int:
@@ -33,6 +35,16 @@ def check_flow_steps(flow_steps: int) -> int:
     if not valid:
         raise ConfigError(f"flow_steps must be a positive integer, got {flow_steps!r}")
     return int(flow_steps)
+
+
+def vector_norm(x: torch.Tensor) -> torch.Tensor:
+    """‖x‖ over the last dimension without overflow: m · ‖x / m‖ with m = max_i |x_i|.
+
+    ``torch.linalg.vector_norm`` squares the entries first, so it returns inf once they pass
+    ~10¹⁹ in float32; this form is finite whenever ‖x‖ is. Shape (…).
+    """
+    m = x.detach().abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    return m.squeeze(-1) * torch.linalg.vector_norm(x / m, dim=-1)
 
 
 class FlowTransform(Transform):
@@ -161,17 +173,35 @@ class FlowDistribution(TransformedDistribution):
         """A reparameterised sample z_K and log q_K(z_K|x), shapes (*sample_shape, B, D) and (*sample_shape, B)."""
         return self.push_forward(self.base_dist.rsample(torch.Size(sample_shape)))
 
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        r"""log q_K(value|x) by inverting the steps (torch's ``TransformedDistribution.log_prob``), shape (…, B).
+
+        An inverse can be ill-conditioned: an IAF step whose gate sits near its floor amplifies
+        rounding errors by 1/σ_k per coordinate, and a solved z_0 can leave the float range, where
+        inf − inf and 0·inf give NaN. For a finite ``value`` and a finite base q_0 such a point is
+        reported as lying, in floating point, outside the support: log q = −inf, never NaN (a
+        NaN input or NaN parameters still give NaN). :meth:`rsample_and_log_prob` needs no
+        inverse and stays finite.
+        """
+        log_q = super().log_prob(value)
+        lost = torch.isnan(log_q) & torch.isfinite(value).all(-1)
+        lost = lost & torch.isfinite(self.base_dist.mean).all(-1) & torch.isfinite(self.base_dist.stddev).all(-1)
+        return log_q.masked_fill(lost, -math.inf)
+
 
 class AmortisedFlowPosterior(nn.Module):
     """A diagonal Gaussian q_0(z|x) and K flow steps whose parameters all come from one linear
     layer on the encoder features ("the parameters of the flow are outputs of the inference
     network", Rezende & Mohamed 2015, §4). Subclasses say how many numbers a step takes
-    (:meth:`step_size`) and build a step's transform from them (:meth:`step`).
+    (:meth:`step_size`) and build a step's transform from them (:meth:`step`). The base's
+    log σ² is clamped to ``logvar_clamp`` (:func:`vaekit.distributions.posteriors.clamp_log_scale`).
     """
 
-    def __init__(self, in_features: int, latent_dim: int, flow_steps: int):
+    def __init__(self, in_features: int, latent_dim: int, flow_steps: int,
+                 logvar_clamp: Sequence[float] | None = DEFAULT_LOGVAR_CLAMP):
         super().__init__()
         self.latent_dim, self.flow_steps = latent_dim, check_flow_steps(flow_steps)
+        self.logvar_clamp = check_logvar_clamp(logvar_clamp)
         self.net = nn.Linear(in_features, 2 * latent_dim + self.flow_steps * self.step_size(latent_dim))
 
     def step_size(self, latent_dim: int) -> int:
@@ -184,4 +214,5 @@ class AmortisedFlowPosterior(nn.Module):
         d = self.latent_dim
         out = self.net(h)
         steps = out[..., 2 * d :].unflatten(-1, (self.flow_steps, self.step_size(d))).unbind(-2)
-        return FlowDistribution(diagonal_gaussian(out[..., :d], out[..., d : 2 * d]), [self.step(p) for p in steps])
+        base = diagonal_gaussian(out[..., :d], clamp_log_scale(out[..., d : 2 * d], self.logvar_clamp))
+        return FlowDistribution(base, [self.step(p) for p in steps])

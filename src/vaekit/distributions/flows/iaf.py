@@ -10,7 +10,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from vaekit.distributions.flows.base import FlowDistribution, FlowTransform, ReverseTransform, check_flow_steps
-from vaekit.distributions.posteriors import diagonal_gaussian
+from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP, check_logvar_clamp, clamp_log_scale, diagonal_gaussian
 from vaekit.errors import ConfigError
 
 __all__ = ["MaskedLinear", "MADE", "IAFTransform", "IAFPosterior"]
@@ -90,10 +90,15 @@ class IAFTransform(FlowTransform):
         Improved Variational Inference with Inverse Autoregressive Flow (Kingma, Salimans,
         Jozefowicz, Chen, Sutskever & Welling, 2016), eqs. 10–14, arXiv:1606.04934.
 
+    With ``min_logit`` the gate logit is clamped, s ≥ min_logit, so σ ≥ sigmoid(min_logit) ≈
+    e^{min_logit}: a gate that shuts completely (σ = 0 in floating point) would make the step
+    non-invertible and the inverse divide by 0.
+
     Arguments:
         made: the autoregressive network (:class:`MADE`).
         context: h, (B, C) or None, per example.
         cache_size: torch's transform cache (1: the last (z, f(z)) pair is remembered).
+        min_logit: lower bound of s (None: none).
 
     Example:
         >>> t = IAFTransform(MADE(3, 2, (16,)), torch.randn(4, 2))
@@ -102,12 +107,17 @@ class IAFTransform(FlowTransform):
         True
     """
 
-    def __init__(self, made: MADE, context: torch.Tensor | None = None, cache_size: int = 1):
+    def __init__(self, made: MADE, context: torch.Tensor | None = None, cache_size: int = 1, min_logit: float | None = None):
         super().__init__(cache_size=cache_size)
-        self.made, self.context = made, context
+        self.made, self.context, self.min_logit = made, context, min_logit
+
+    def _gate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m, s) of the MADE at z, with s clamped below at ``min_logit``."""
+        m, s = self.made(z, self.context)
+        return m, s if self.min_logit is None else s.clamp_min(self.min_logit)
 
     def _call_and_ladj(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m, s = self.made(z, self.context)
+        m, s = self._gate(z)
         y = torch.sigmoid(s) * z + torch.sigmoid(-s) * m
         return y, F.logsigmoid(s).sum(-1)
 
@@ -117,7 +127,7 @@ class IAFTransform(FlowTransform):
         # the masked-out weights would otherwise turn into NaN through 0·inf).
         z = torch.zeros_like(y)
         for i in range(y.shape[-1]):
-            m, s = self.made(z, self.context)
+            m, s = self._gate(z)
             z_i = (y[..., i] - torch.sigmoid(-s[..., i]) * m[..., i]) / torch.sigmoid(s[..., i])
             z = torch.cat([z[..., :i], z_i.unsqueeze(-1), z[..., i + 1 :]], dim=-1)
         return z
@@ -146,6 +156,9 @@ class IAFPosterior(nn.Module):
         flow_steps: K, the number of IAF steps.
         hidden_dims: hidden sizes of each step's MADE.
         context_dim: size of the context h the encoder gives each step (0: none).
+        logvar_clamp: (min, max) range of the base's log σ_0² (None: no clamp; see
+            :func:`vaekit.distributions.posteriors.clamp_log_scale`); the gate logits are also
+            kept ≥ min/2, so every scale of the flow, σ_0 and each σ_k, stays ≳ e^{min/2}.
 
     Example:
         >>> q = IAFPosterior(32, 4, flow_steps=2, hidden_dims=(16,), context_dim=8)(torch.randn(5, 32))
@@ -161,6 +174,7 @@ class IAFPosterior(nn.Module):
         flow_steps: int = 2,
         hidden_dims: Sequence[int] = (128, 128),
         context_dim: int = 32,
+        logvar_clamp: Sequence[float] | None = DEFAULT_LOGVAR_CLAMP,
     ):
         super().__init__()
         if int(context_dim) != context_dim or context_dim < 0:
@@ -168,6 +182,7 @@ class IAFPosterior(nn.Module):
         if any(int(w) != w or w < 1 for w in hidden_dims):
             raise ConfigError(f"hidden_dims must be positive sizes, got {tuple(hidden_dims)}")
         self.latent_dim, self.flow_steps, self.context_dim = latent_dim, check_flow_steps(flow_steps), int(context_dim)
+        self.logvar_clamp = check_logvar_clamp(logvar_clamp)
         self.net = nn.Linear(in_features, 2 * latent_dim + self.context_dim)
         widths = tuple(int(w) for w in hidden_dims)
         self.steps = nn.ModuleList(MADE(latent_dim, self.context_dim, widths) for _ in range(self.flow_steps))
@@ -175,12 +190,13 @@ class IAFPosterior(nn.Module):
     def forward(self, h: torch.Tensor) -> Distribution:
         d = self.latent_dim
         out = self.net(h)
-        loc, log_scale = out[..., :d], out[..., d : 2 * d]
+        loc, log_scale = out[..., :d], clamp_log_scale(out[..., d : 2 * d], self.logvar_clamp)
         context = out[..., 2 * d :] if self.context_dim else None
         transforms: list = []
+        min_logit = None if self.logvar_clamp is None else 0.5 * self.logvar_clamp[0]
         for k, made in enumerate(self.steps):
             if k:
                 transforms.append(ReverseTransform())
-            transforms.append(IAFTransform(made, context))
+            transforms.append(IAFTransform(made, context, min_logit=min_logit))
         # no closed-form base KL: the gate can discard z_0 (see sample_and_kl)
         return FlowDistribution(diagonal_gaussian(loc, log_scale), transforms, split_base_kl=False)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
-from vaekit.distributions.flows.base import AmortisedFlowPosterior, FlowTransform
+from vaekit.distributions.flows.base import AmortisedFlowPosterior, FlowTransform, vector_norm
+from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP
 
 __all__ = ["PlanarTransform", "PlanarFlowPosterior"]
 
@@ -24,6 +28,14 @@ class PlanarTransform(FlowTransform):
 
     the right-hand form being the same number written as a sum of non-negative terms (no
     cancellation): the determinant is positive everywhere. The inverse has no closed form.
+
+    Computed so that large parameters and z (an encoder whose outputs run away) give a finite
+    step and log-det, never NaN, as long as ‖w‖, ‖u‖ and z + û are themselves numbers: products
+    are formed along the unit vector ŵ = w/‖w‖ (wᵀu = ‖w‖ ŵᵀu, wᵀz = ‖w‖ ŵᵀz, no squares of
+    large numbers; an overflow of wᵀz to ±inf only saturates t);
+    m(a) − a = softplus(−a) − 1 = −a + softplus(a) − 1 is used in whichever form has no
+    inf − inf; and the log-det is logaddexp(log t², log(1 − t²) + log softplus(wᵀu)) with
+    log(1 − t²) = 2 (log 2 − |a| − softplus(−2|a|)), finite where 1 − t² underflows to 0.
 
     References:
         Variational Inference with Normalizing Flows (Rezende & Mohamed, 2015), §4.1 and
@@ -44,18 +56,30 @@ class PlanarTransform(FlowTransform):
     def __init__(self, u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, cache_size: int = 1):
         super().__init__(cache_size=cache_size)
         self.u, self.w, self.b = u, w, b
-        wu = (w * u).sum(-1)
-        # ûᵀw + 1 > 0; kept off 0 so that a very negative wᵀu (softplus underflow) leaves det ≠ 0
-        self._softplus_wu = F.softplus(wu).clamp_min(torch.finfo(wu.dtype).eps)
-        w_sq = (w * w).sum(-1).clamp_min(torch.finfo(w.dtype).tiny)
-        self.u_hat = u + ((self._softplus_wu - 1 - wu) / w_sq).unsqueeze(-1) * w
+        finfo = torch.finfo(w.dtype)
+        self._w_norm = vector_norm(w).clamp_min(finfo.tiny)
+        self._w_unit = w / self._w_norm.unsqueeze(-1)
+        projection = (self._w_unit * u).sum(-1)  # ŵᵀu
+        wu = self._w_norm * projection  # may overflow to ±inf: only its sign and softplus are used
+        # ûᵀw + 1 = softplus(wᵀu) > 0; kept off 0 so that a very negative wᵀu (softplus underflow) leaves det ≠ 0
+        softplus_wu = F.softplus(wu).clamp_min(finfo.eps)
+        self._log_softplus_wu = torch.where(
+            wu > 20, torch.log(self._w_norm) + torch.log(projection.clamp_min(finfo.tiny)), torch.log(softplus_wu)
+        )
+        # (m(wᵀu) − wᵀu)/‖w‖ with the clamped softplus: ûᵀw = softplus(wᵀu) − 1 exactly
+        coefficient = torch.where(
+            wu >= 0, (F.softplus(-wu) - 1) / self._w_norm, -projection + (softplus_wu - 1) / self._w_norm
+        )
+        self.u_hat = u + coefficient.unsqueeze(-1) * self._w_unit
 
     def _call_and_ladj(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.tanh((self.w * z).sum(-1) + self.b)
+        a = self._w_norm * (self._w_unit * z).sum(-1) + self.b
+        t = torch.tanh(a)
         y = z + self.u_hat * t.unsqueeze(-1)
-        t_sq = t * t
-        return y, torch.log(t_sq + (1 - t_sq) * self._softplus_wu)
-
+        abs_a = a.abs()
+        log_one_minus_t_sq = 2 * (math.log(2) - abs_a - F.softplus(-2 * abs_a))
+        log_t_sq = torch.log(t * t + torch.finfo(t.dtype).tiny)  # finite, with gradient 0, at t = 0
+        return y, torch.logaddexp(log_t_sq, log_one_minus_t_sq + self._log_softplus_wu)
 
 
 class PlanarFlowPosterior(AmortisedFlowPosterior):
@@ -76,6 +100,7 @@ class PlanarFlowPosterior(AmortisedFlowPosterior):
         in_features: F, the size of the encoder features.
         latent_dim: D, the size of z.
         flow_steps: K, the number of planar steps.
+        logvar_clamp: (min, max) range of the base's log σ² (None: no clamp).
 
     Example:
         >>> q = PlanarFlowPosterior(32, 4, flow_steps=2)(torch.randn(5, 32))
@@ -84,8 +109,9 @@ class PlanarFlowPosterior(AmortisedFlowPosterior):
         (torch.Size([3, 5, 4]), torch.Size([3, 5]))
     """
 
-    def __init__(self, in_features: int, latent_dim: int, flow_steps: int = 4):
-        super().__init__(in_features, latent_dim, flow_steps)
+    def __init__(self, in_features: int, latent_dim: int, flow_steps: int = 4,
+                 logvar_clamp: Sequence[float] | None = DEFAULT_LOGVAR_CLAMP):
+        super().__init__(in_features, latent_dim, flow_steps, logvar_clamp)
 
     def step_size(self, latent_dim: int) -> int:
         return 2 * latent_dim + 1

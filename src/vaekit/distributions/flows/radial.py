@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
-from vaekit.distributions.flows.base import AmortisedFlowPosterior, FlowTransform
+from vaekit.distributions.flows.base import AmortisedFlowPosterior, FlowTransform, vector_norm
+from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP
 
 __all__ = ["RadialTransform", "RadialFlowPosterior"]
 
@@ -22,6 +25,12 @@ class RadialTransform(FlowTransform):
 
     the second line writing each factor with non-negative terms only (α + β = softplus(β')):
     the determinant is positive everywhere. The inverse has no closed form.
+
+    Computed so that large parameters and z give a finite step and log-det, never NaN, as long
+    as α, α + β and ‖z − z_0‖ are themselves numbers: r is the norm without squaring large
+    entries (:func:`~vaekit.distributions.flows.base.vector_norm`), and the second factor is
+    evaluated as σ (α + β)/(α + r) + 2στ + τ² with σ = α/(α + r) and τ = r/(α + r) in [0, 1],
+    rather than as a quotient of two squares that overflow for large r or α.
 
     References:
         Variational Inference with Normalizing Flows (Rezende & Mohamed, 2015), §4.1 and
@@ -42,19 +51,19 @@ class RadialTransform(FlowTransform):
     def __init__(self, z0: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, cache_size: int = 1):
         super().__init__(cache_size=cache_size)
         self.z0 = z0
-        self.alpha = F.softplus(alpha)
+        self.alpha = F.softplus(alpha).clamp_min(torch.finfo(alpha.dtype).tiny)  # α > 0 also where softplus underflows
         self._alpha_plus_beta = F.softplus(beta)
         self.beta = self._alpha_plus_beta - self.alpha
 
     def _call_and_ladj(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         diff = z - self.z0
-        r = torch.linalg.vector_norm(diff, dim=-1)
+        r = vector_norm(diff)
         a, ab = self.alpha, self._alpha_plus_beta
-        y = z + (self.beta / (a + r)).unsqueeze(-1) * diff
-        log_ar = torch.log(a + r)
-        ladj = (z.shape[-1] - 1) * (torch.log(ab + r) - log_ar) + torch.log(a * ab + 2 * a * r + r * r) - 2 * log_ar
+        a_r = a + r
+        y = z + (self.beta / a_r).unsqueeze(-1) * diff
+        sigma, tau = a / a_r, r / a_r
+        ladj = (z.shape[-1] - 1) * (torch.log(ab + r) - torch.log(a_r)) + torch.log(sigma * (ab / a_r) + 2 * sigma * tau + tau * tau)
         return y, ladj
-
 
 
 class RadialFlowPosterior(AmortisedFlowPosterior):
@@ -75,6 +84,7 @@ class RadialFlowPosterior(AmortisedFlowPosterior):
         in_features: F, the size of the encoder features.
         latent_dim: D, the size of z.
         flow_steps: K, the number of radial steps.
+        logvar_clamp: (min, max) range of the base's log σ² (None: no clamp).
 
     Example:
         >>> q = RadialFlowPosterior(32, 4, flow_steps=2)(torch.randn(5, 32))
@@ -83,8 +93,9 @@ class RadialFlowPosterior(AmortisedFlowPosterior):
         (torch.Size([5, 4]), torch.Size([5]))
     """
 
-    def __init__(self, in_features: int, latent_dim: int, flow_steps: int = 4):
-        super().__init__(in_features, latent_dim, flow_steps)
+    def __init__(self, in_features: int, latent_dim: int, flow_steps: int = 4,
+                 logvar_clamp: Sequence[float] | None = DEFAULT_LOGVAR_CLAMP):
+        super().__init__(in_features, latent_dim, flow_steps, logvar_clamp)
 
     def step_size(self, latent_dim: int) -> int:
         return latent_dim + 2

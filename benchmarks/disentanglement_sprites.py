@@ -1,0 +1,193 @@
+"""Disentanglement on the procedural sprites: five models × seeds, five metrics (mean ± sd), traversals.
+
+Every model has the same body and budget: MLP 1024-512-256-10 and back (Bernoulli
+likelihood; an MLP as in the β-VAE and β-TC-VAE papers' dSprites experiments, smaller),
+Adam 1e-3, batch 64, 40 epochs of a seeded subset of 20 000 32×32 sprites
+(``vaekit.data.load_sprites``: 12 500 steps, against 300 000 in Locatello et al.); its
+codes are posterior means. Models (presets of ``vaekit.create``):
+
+* ``vae``;
+* ``beta_vae`` with β = 4 (Higgins et al. 2017);
+* ``beta_vae`` with a KL capacity C rising to 25 nats over the first 80 % of the steps,
+  γ = 1000 (Burgess et al. 2018);
+* ``beta_tc_vae`` with β = 6 (Chen et al. 2018);
+* ``dip_vae``, type I, λ_od = 10, λ_d = 100 (Kumar et al. 2018).
+
+Metrics (``vaekit.eval.disentanglement_scores``): MIG, SAP and DCI (Lasso) on 10 000 random
+images (+ 5 000 to score SAP/DCI), β-VAE and FactorVAE scores on 2 000 training and 1 000
+evaluation points (disentanglement_lib uses 10 000 and 5 000; fewer here to fit the
+budget: 0.6 M rendered images per model instead of 2.9 M).
+
+Full budget (15 models, two at a time, one thread each; about 30–35 minutes on 2 idle
+CPU cores, from the measured CPU time: 3 600–3 900 training images/s per core, about 35 s
+of metrics per model):
+
+    nice -n 10 python benchmarks/disentanglement_sprites.py
+
+Smoke run (2 seeds, 2 000 images, 2 epochs, small metric samples; 1–2 minutes):
+
+    python benchmarks/disentanglement_sprites.py --quick
+
+Writes ``benchmarks/results/disentanglement_sprites.{json,md}`` (``_quick`` with --quick)
+and one traversal PNG per model (seed 0): one row per latent dimension, most active first,
+the code of one test image with that dimension swept over [−2.5, 2.5].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import vaekit
+from vaekit.data import Sprites, load_sprites
+from vaekit.eval import active_units, disentanglement_scores
+from vaekit.viz import save_image_rows, traversal_rows, traversal_values
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METRICS = ("mig", "factorvae_score", "betavae_score", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness")
+HEADERS = ("MIG", "FactorVAE", "β-VAE", "SAP", "DCI D", "DCI C", "DCI I")
+
+
+def configurations(total_steps: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The five models: name -> (preset, options). The capacity schedule depends on the step budget."""
+    return {
+        "vae": ("vae", {}),
+        "beta_vae_b4": ("beta_vae", {"beta": 4.0}),
+        "beta_vae_capacity": ("beta_vae", {"capacity": 25.0, "gamma": 1000.0, "capacity_steps": max(1, int(0.8 * total_steps))}),
+        "beta_tc_vae": ("beta_tc_vae", {"beta": 6.0}),
+        "dip_vae": ("dip_vae", {"dip_type": "i", "weight": 10.0}),
+    }
+
+
+def ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 2 000 images, 2 epochs, small metric samples")
+    parser.add_argument("--models", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None,
+                        help="comma-separated subset of " + ", ".join(configurations(1)))
+    parser.add_argument("--seeds", type=ints, default=None, help="default 0,1,2 (quick: 0,1)")
+    parser.add_argument("--size", type=int, default=32, help="sprite images are SIZE×SIZE")
+    parser.add_argument("--train-size", type=int, default=None, help="training images (default 20 000; quick: 2 000)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 40 (quick: 2)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--latent-dim", type=int, default=10)
+    parser.add_argument("--hidden-dims", type=ints, default=[512, 256])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per job (default 1)")
+    parser.add_argument("--jobs", type=int, default=2, help="models trained at once, one process each (default 2: one per core)")
+    args = parser.parse_args()
+    args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
+    args.train_size = args.train_size or (2_000 if args.quick else 20_000)
+    args.epochs = args.epochs or (2 if args.quick else 40)
+    quick = {"num_codes": 1_000, "num_test_codes": 500, "num_train": 100, "num_eval": 100, "num_variance_estimate": 1_000}
+    full = {"num_codes": 10_000, "num_test_codes": 5_000, "num_train": 2_000, "num_eval": 1_000, "num_variance_estimate": 10_000}
+    args.metric_sizes = quick if args.quick else full
+    return args
+
+
+def traversal(model: vaekit.LatentVariableModel, image: torch.Tensor, activity: torch.Tensor, path: Path) -> Path:
+    """One row per latent dimension (most active first): the image's code with that dimension swept over [−2.5, 2.5]."""
+    order = torch.argsort(activity, descending=True).tolist()
+    rows = traversal_rows(model, model.transform(image[None])[0], order, traversal_values(2.5, 9))
+    return save_image_rows(rows, path, labels=[f"z{d} (var {float(activity[d]):.2f})" for d in order])
+
+
+def summary_table(runs: list[dict[str, Any]], names: list[str]) -> str:
+    lines = ["| model | " + " | ".join(HEADERS) + " | active units |", "|---|" + "---|" * (len(HEADERS) + 1)]
+    for name in names:
+        rows = [r for r in runs if r["model"] == name]
+        cells = []
+        for key in (*METRICS, "active_units"):
+            values = np.array([r[key] for r in rows], dtype=float)
+            sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+            cells.append(f"{values.mean():.2f} ± {sd:.2f}" if key != "active_units" else f"{values.mean():.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+_DATA: dict[tuple, Any] = {}
+
+
+def data(size: int, train_size: int) -> tuple[Any, Any]:
+    """The training images and 1 000 test images (for traversals and active units), once per process."""
+    key = (size, train_size)
+    if key not in _DATA:
+        _DATA[key] = (load_sprites("train", size=size, subset=train_size, seed=0),
+                      load_sprites("test", size=size, subset=train_size, test_size=1_000, seed=0))
+    return _DATA[key]
+
+
+def train_and_score(
+    name: str, preset: str, options: dict[str, Any], seed: int, args: argparse.Namespace, picture: Path | None
+) -> dict[str, Any]:
+    """Train one model with the benchmark's budget and compute its metrics (and, for ``picture``, its traversal)."""
+    torch.set_num_threads(args.threads)
+    train, test = data(args.size, args.train_size)
+    sprites = Sprites(args.size)
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    model = vaekit.create(preset, input_shape=sprites.input_shape, latent_dim=args.latent_dim, arch="mlp",
+                          hidden_dims=tuple(args.hidden_dims), likelihood="bernoulli", **options)
+    result = vaekit.fit(model, train.x, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, quiet=True)
+    model.eval()
+    train_seconds = time.perf_counter() - t0
+    scores = disentanglement_scores(model, sprites, **args.metric_sizes, seed=seed)
+    count, activity = active_units(model.transform(test.x))
+    last = result.history[-1]
+    run = {"model": name, "preset": preset, "options": options, "seed": seed, **scores, "active_units": count,
+           "train_kl": last.get("train/kl"), "train_reconstruction": last.get("train/reconstruction"),
+           "train_seconds": round(train_seconds, 1), "metric_seconds": round(time.perf_counter() - t0 - train_seconds, 1)}
+    if picture is not None:
+        run["traversal"] = str(traversal(model, test.x[0], activity, picture))
+    return run
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    total_steps = args.epochs * math.ceil(args.train_size / args.batch_size)
+    configs = configurations(total_steps)
+    names = args.models or list(configs)
+    unknown = sorted(set(names) - set(configs))
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; choose from {', '.join(configs)}")
+    suffix = "_quick" if args.quick else ""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    jobs = [(name, *configs[name], seed, args,
+             RESULTS / f"disentanglement_sprites{suffix}_{name}.png" if seed == args.seeds[0] else None)
+            for name in names for seed in args.seeds]
+    runs: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for run in pool.map(train_and_score, *zip(*jobs)):
+            runs.append(run)
+            print(f"{run['model']:<18} seed {run['seed']}  MIG {run['mig']:.3f}  FactorVAE {run['factorvae_score']:.3f}  "
+                  f"β-VAE {run['betavae_score']:.3f}  SAP {run['sap']:.3f}  DCI {run['dci_disentanglement']:.3f}/"
+                  f"{run['dci_completeness']:.3f}/{run['dci_informativeness']:.3f}  active {run['active_units']}  "
+                  f"({run['train_seconds']:.0f} s training, {run['metric_seconds']:.0f} s metrics)", flush=True)
+    table = summary_table(runs, names)
+    budget = {k: v for k, v in vars(args).items()}
+    header = (f"Sprites {args.size}×{args.size}, {args.train_size} training images, MLP {'-'.join(map(str, args.hidden_dims))}, "
+              f"D = {args.latent_dim}, {args.epochs} epochs, batch {args.batch_size}, Adam {args.lr:g}, seeds {args.seeds}; "
+              f"mean ± sd over seeds.\n\n")
+    (RESULTS / f"disentanglement_sprites{suffix}.md").write_text(header + table + "\n")
+    out = RESULTS / f"disentanglement_sprites{suffix}.json"
+    out.write_text(json.dumps({"budget": budget, "runs": runs, "table": table,
+                               "seconds": round(time.perf_counter() - started, 1)}, indent=2) + "\n")
+    print("\n" + table)
+    print(f"\nresults: {out} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Gaussian mixtures over z (vaekit.distributions.mixture): the prior's density, the conjugate update, the joint KL.
+
+Independent computations: brute-force sums of the component densities written out with
+numpy/scipy, numerical integration on 1-D and 2-D grids, enumeration of (k, z) draws.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch.distributions import Independent, Normal
+
+from vaekit.distributions import (
+    GaussianMixture,
+    GaussianMixturePrior,
+    conjugate_mixture_posterior,
+    gaussian_product,
+    kl_joint_mixture,
+    mean_parameters,
+    natural_parameters,
+)
+
+
+def mixture_density_numpy(z: np.ndarray, weights: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Σ_k w_k Π_d N(z_d; μ_kd, σ_kd²) for z (N, D), by scipy, no logsumexp."""
+    dens = np.zeros(len(z))
+    for w, m, s in zip(weights, loc, scale):
+        dens += w * np.prod(stats.norm.pdf(z, loc=m, scale=s), axis=-1)
+    return dens
+
+
+def random_prior(k: int, d: int, seed: int) -> GaussianMixturePrior:
+    torch.manual_seed(seed)
+    prior = GaussianMixturePrior(k, d).double()
+    with torch.no_grad():
+        prior.logits.normal_()
+        prior.log_scale.uniform_(-0.7, 0.5)
+    return prior
+
+
+def test_natural_parameters_round_trip_and_add_for_products():
+    loc, var = torch.tensor([0.3, -2.0]), torch.tensor([0.5, 4.0])
+    eta1, eta2 = natural_parameters(loc, var)
+    torch.testing.assert_close(eta1, loc / var)
+    torch.testing.assert_close(eta2, -0.5 / var)
+    back = mean_parameters(eta1, eta2)
+    torch.testing.assert_close(back[0], loc)
+    torch.testing.assert_close(back[1], var)
+
+
+def test_gaussian_product_matches_the_pointwise_product_on_a_grid():
+    """N(z; μ, s) N(z; m, v) = N(m; μ, s + v) N(z; a, b), checked pointwise in 1-D."""
+    mu, s, m, v = 0.7, 1.3, -1.1, 0.4
+    log_norm, a, b = gaussian_product(torch.tensor([mu]), torch.tensor([s]), torch.tensor([m]), torch.tensor([v]))
+    grid = np.linspace(-6, 6, 1001)
+    lhs = stats.norm.pdf(grid, mu, math.sqrt(s)) * stats.norm.pdf(grid, m, math.sqrt(v))
+    rhs = math.exp(float(log_norm)) * stats.norm.pdf(grid, float(a), math.sqrt(float(b)))
+    np.testing.assert_allclose(rhs, lhs, rtol=1e-5, atol=1e-12)
+    assert float(log_norm) == pytest.approx(stats.norm.logpdf(m, mu, math.sqrt(s + v)), rel=1e-6)
+
+
+def test_prior_log_prob_is_the_brute_force_mixture_sum():
+    prior = random_prior(5, 3, seed=0)
+    p = prior()
+    assert isinstance(p, GaussianMixture) and p.batch_shape == () and p.event_shape == (3,)
+    z = torch.randn(50, 3, dtype=torch.float64) * 2
+    expected = np.log(mixture_density_numpy(z.numpy(), p.probs.detach().numpy(), prior.loc.detach().numpy(), prior.log_scale.exp().detach().numpy()))
+    np.testing.assert_allclose(p.log_prob(z).detach().numpy(), expected, rtol=1e-10)
+    torch.testing.assert_close(p.probs, torch.softmax(prior.logits, 0))
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_prior_density_integrates_to_one(d):
+    prior = random_prior(4, d, seed=1)
+    with torch.no_grad():
+        p = prior()
+        axis = torch.linspace(-9, 9, 1201 if d == 1 else 401, dtype=torch.float64)
+        grid = axis.unsqueeze(-1) if d == 1 else torch.cartesian_prod(axis, axis)
+        cell = float(axis[1] - axis[0]) ** d
+        mass = float(p.log_prob(grid).exp().sum()) * cell
+    assert mass == pytest.approx(1.0, abs=1e-6)
+
+
+def test_uniform_weights_are_fixed_and_not_a_parameter():
+    prior = GaussianMixturePrior(4, 2, learn_weights=False)
+    assert "logits" not in dict(prior.named_parameters()) and "logits" not in prior.state_dict()
+    torch.testing.assert_close(prior().probs, torch.full((4,), 0.25))
+    learned = GaussianMixturePrior(4, 2)
+    assert learned.logits.requires_grad and {"logits", "loc", "log_scale"} == set(learned.state_dict())
+
+
+def potential(m: torch.Tensor, v: torch.Tensor) -> Independent:
+    return Independent(Normal(m, v.sqrt()), 1)
+
+
+def test_conjugate_update_equals_the_brute_force_posterior_in_one_dimension():
+    """p(k) p(z|k) ψ(z): q(k|x) and q(z|x) by numerical integration on a grid against the closed form."""
+    prior = random_prior(3, 1, seed=2)
+    m = torch.tensor([[0.4], [-2.5], [3.0]], dtype=torch.float64)
+    v = torch.tensor([[0.3], [2.0], [0.05]], dtype=torch.float64)
+    with torch.no_grad():
+        p = prior()
+        q = conjugate_mixture_posterior(p, potential(m, v))
+    assert q.batch_shape == (3,) and q.event_shape == (1,)
+    weights, loc, scale = p.probs.numpy(), prior.loc.detach().numpy()[:, 0], prior.log_scale.exp().detach().numpy()[:, 0]
+    grid = np.linspace(-15, 15, 300_001)
+    dz = grid[1] - grid[0]
+    for b in range(3):
+        psi = stats.norm.pdf(grid, m[b, 0].item(), math.sqrt(v[b, 0].item()))
+        joint = np.stack([w * stats.norm.pdf(grid, mu, s) * psi for w, mu, s in zip(weights, loc, scale)])  # (K, grid)
+        evidence = joint.sum() * dz
+        np.testing.assert_allclose(q.probs[b].numpy(), joint.sum(1) * dz / evidence, rtol=1e-7)  # q(k|x)
+        density = joint.sum(0) / evidence  # q(z|x) on the grid
+        model_density = q.log_prob(torch.from_numpy(grid).unsqueeze(-1).unsqueeze(-1)[::1000]).exp()[:, b].numpy()
+        np.testing.assert_allclose(model_density, density[::1000], rtol=1e-6, atol=1e-12)
+        for k in range(3):  # q(z|k, x): its mean and variance by moments of the normalised k-th slice
+            slice_k = joint[k] / (joint[k].sum() * dz)
+            mean = (grid * slice_k).sum() * dz
+            var = ((grid - mean) ** 2 * slice_k).sum() * dz
+            assert q.loc[b, k, 0].item() == pytest.approx(mean, rel=1e-6, abs=1e-9)
+            assert q.scale[b, k, 0].item() ** 2 == pytest.approx(var, rel=1e-6)
+
+
+def test_conjugate_update_of_a_flat_potential_is_the_prior():
+    prior = random_prior(4, 2, seed=3)
+    with torch.no_grad():
+        p = prior()
+        q = conjugate_mixture_posterior(p, potential(torch.randn(5, 2, dtype=torch.float64), torch.full((5, 2), 1e12, dtype=torch.float64)))
+    torch.testing.assert_close(q.probs, p.probs.expand(5, 4), rtol=0, atol=1e-9)
+    torch.testing.assert_close(q.loc, prior.loc.expand(5, 4, 2), rtol=0, atol=1e-9)
+
+
+def test_joint_kl_equals_a_monte_carlo_estimate_and_bounds_the_marginal_kl():
+    prior = random_prior(3, 2, seed=4)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        p = prior()
+        q = conjugate_mixture_posterior(p, potential(torch.randn(2, 2, dtype=torch.float64) * 2, torch.rand(2, 2, dtype=torch.float64) + 0.1))
+        kl, kl_assignment, kl_code = kl_joint_mixture(q, p)
+        n = 200_000
+        k = q.mixture_distribution.sample((n,))  # (n, B)
+        z_all = q.component_distribution.sample((n,))  # (n, B, K, D)
+        z = z_all.gather(2, k[..., None, None].expand(n, 2, 1, 2)).squeeze(2)
+        log_q_kz = q.logits.gather(-1, k.T).T + q.component_distribution.log_prob(z.unsqueeze(2)).gather(-1, k.unsqueeze(-1)).squeeze(-1)
+        log_p_kz = p.logits[k] + p.component_distribution.log_prob(z.unsqueeze(2)).gather(-1, k.unsqueeze(-1)).squeeze(-1)
+        ratio = log_q_kz - log_p_kz
+        marginal = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    stderr = ratio.std(0) / math.sqrt(n)
+    assert (kl - ratio.mean(0)).abs().max() < 4 * stderr.max()
+    torch.testing.assert_close(kl, kl_assignment + kl_code)
+    expected_assignment = (q.probs * (q.probs.log() - p.probs.log())).sum(-1)
+    torch.testing.assert_close(kl_assignment, expected_assignment)
+    assert (marginal <= kl + 4 * stderr).all() and (kl - marginal > 0.01).any()  # KL(q(z)‖p(z)) ≤ KL(q(k,z)‖p(k,z))
+
+
+def test_rsample_draws_from_the_mixture_and_carries_gradients_to_the_components():
+    torch.manual_seed(6)
+    logits = torch.tensor([0.0, 1.0, -1.0], requires_grad=True)
+    loc = torch.tensor([[-3.0], [0.0], [4.0]], requires_grad=True)
+    scale = torch.tensor([[0.5], [1.0], [0.3]], requires_grad=True)
+    q = GaussianMixture(logits, loc, scale)
+    z = q.rsample((100_000,))
+    assert z.shape == (100_000, 1)
+    w = torch.softmax(logits.detach(), 0)
+    mean = float((w * loc.detach()[:, 0]).sum())
+    var = float((w * (scale.detach()[:, 0] ** 2 + loc.detach()[:, 0] ** 2)).sum()) - mean**2
+    assert float(z.mean()) == pytest.approx(mean, abs=0.03)
+    assert float(z.var()) == pytest.approx(var, rel=0.02)
+    torch.testing.assert_close(q.mean, torch.tensor([mean]))
+    z.sum().backward()
+    assert loc.grad is not None and (loc.grad > 0).all() and scale.grad is not None
+    assert logits.grad is None  # a drawn component carries no gradient to the weights
+    # the density of the draws: a histogram against exp(log_prob)
+    hist, edges = np.histogram(z.detach().numpy()[:, 0], bins=60, range=(-5, 6), density=True)
+    centres = torch.from_numpy((edges[:-1] + edges[1:]) / 2).float().unsqueeze(-1)
+    np.testing.assert_allclose(hist, q.log_prob(centres).exp().detach().numpy(), atol=0.02)
