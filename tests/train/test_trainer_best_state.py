@@ -119,3 +119,15 @@ def test_a_valid_grad_clip_reaches_the_clipping(monkeypatch, clip):
     else:
         assert [c[0] for c in calls] == [clip, clip]
         assert all(norm <= clip * (1 + 1e-5) for _, norm in calls)
+
+
+def test_without_validation_the_last_epoch_is_the_model_in_memory_and_on_disk(tmp_path):
+    """No validation data, nothing to select on: the saved model is the last epoch, like the returned one
+    (it used to be the epoch with the lowest training loss on disk and the last one in memory)."""
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=2, arch="mlp", hidden_dims=(8,))
+    x = torch.rand(64, 1, 8, 8)
+    result = vaekit.fit(model, x, epochs=4, batch_size=16, lr=0.5, quiet=True, out_dir=tmp_path)  # a large lr: the loss jumps about
+    assert result.best_epoch == 4
+    saved = vaekit.load(tmp_path).state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())

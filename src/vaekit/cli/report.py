@@ -18,6 +18,8 @@ from vaekit.cli._common import _eval_data, _int_at_least, _positive_int, _run_se
 
 __all__ = ["add_commands", "cmd_latent_map", "cmd_report"]
 
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
 MAP_POINTS = 2000
 """Examples a latent map shows by default (t-SNE's time grows faster than linearly with them)."""
 
@@ -83,8 +85,9 @@ def _class_labels(data: Any) -> Any:
 def cmd_latent_map(args: argparse.Namespace) -> int:
     import torch
 
+    from vaekit.viz import save_image_grid
     from vaekit.viz.latent_map import (
-        check_method, latent_codes, latent_map, manifold_problem, manifold_range, map_axis_names, plot_latent_map, save_manifold,
+        check_method, latent_codes, latent_map, manifold_grid, manifold_problem, manifold_range, map_axis_names, plot_latent_map,
     )
 
     check_method(args.method)
@@ -99,20 +102,23 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
                    "give labelled data with --data to colour it by class")
     codes = latent_codes(model, x[:n], data.y[:n] if model.conditional else None)
     torch.manual_seed(args.seed)
-    _say(args, f"latent-map: {args.method.upper()} of {n} codes (latent_dim {model.latent_dim}) of {source}")
+    _say(args, f"latent-map: {METHOD_NAMES[args.method]} of {n} codes (latent_dim {model.latent_dim}) of {source}")
     points = latent_map(codes, None if labels is None else labels[:n], method=args.method, seed=args.seed)
-    name = model.config.get("model", "model")
-    method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[args.method] if codes.shape[1] > 2 or args.method != "pca" else ""
-    title = f"{name}: {n} codes of {source}" + (f", {method_name}" if method_name else "")
-    print(plot_latent_map(points, None if labels is None else labels[:n], output, title, class_names=data.classes,
-                          axis_names=map_axis_names(args.method, codes.shape[1])))
+    grid = None
     if int(model.latent_dim) == 2:
         problem = manifold_problem(model)
         if problem is None:
             r = args.range if args.range is not None else manifold_range(model, codes)
-            print(save_manifold(model, manifold_output, n=args.grid, range=r))
+            grid = manifold_grid(model, n=args.grid, range=r)
         else:
             _say(args, f"vaekit latent-map: note: no manifold picture: {problem}")
+    name = model.config.get("model", "model")
+    projected = codes.shape[1] > 2 or args.method != "pca"  # PCA draws a latent space of at most 2 dimensions as it is
+    title = f"{name}: {n} codes of {source}" + (f", {METHOD_NAMES[args.method]}" if projected else "")
+    print(plot_latent_map(points, None if labels is None else labels[:n], output, title, class_names=data.classes,
+                          axis_names=map_axis_names(args.method, codes.shape[1])))
+    if grid is not None:  # computed before anything was written
+        print(save_image_grid(grid, manifold_output, nrow=args.grid, input_shape=tuple(model.input_shape)))
     return 0
 
 
@@ -154,14 +160,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     """Add ``latent-map`` and ``report``; return their handlers."""
-    p = add_run_arguments(sub.add_parser("latent-map", help="2-D map of a run's codes coloured by label (and the decoded manifold of a 2-D latent space)"))
+    p = add_run_arguments(sub.add_parser(
+        "latent-map", help="2-D map of a run's codes coloured by label (and the decoded manifold of a 2-D latent space)"))
     p.add_argument("--method", choices=["pca", "tsne", "umap"], default="pca",
                    help="pca (default, linear, instant), tsne (scikit-learn) or umap (needs umap-learn)")
     p.add_argument("-n", type=_positive_int, default=MAP_POINTS, help=f"map the first N examples (default {MAP_POINTS})")
     p.add_argument("-o", "--output", help="PNG of the map (default RUN/latent_map.png)")
     p.add_argument("--manifold", help="PNG of the decoded manifold of a 2-D latent space (default RUN/manifold.png)")
     p.add_argument("--grid", type=_int_at_least_two, default=15, help="manifold grid points per side (default 15)")
-    p.add_argument("--range", type=_positive_float, help="manifold grid over [-r, r]^2 (default 3 with a prior, else the codes' extent)")
+    p.add_argument("--range", type=_positive_float,
+                   help="manifold grid over [-r, r]^2 (default 3 with a prior, else the codes' extent)")
 
     p = add_run_arguments(sub.add_parser("report", help="one self-contained HTML page of a run: RUN/report.html"))
     p.add_argument("-o", "--output", help="the HTML file (default RUN/report.html)")

@@ -12,8 +12,8 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from vaekit.cli._common import (
-    DATA_DEFAULTS, SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _load_data,
-    _positive_int, _read_yaml, _say, check_out_dir,
+    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _load_data,
+    _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
 )
 
 __all__ = ["add_commands", "cmd_train", "train_settings", "split_preset_flags"]
@@ -146,7 +146,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         for k, o in r["options"].items():
             print(f"{'':<{width}}    --{k.replace('_', '-')} (default {o['default']!r}): {o['doc']}")
     print("\nshared options: --latent-dim, --arch auto|mlp|conv, --hidden-dims, --channels, --likelihood auto|bernoulli|gaussian|logistic, "
-          "--likelihood-scale, --conditional (labels one-hot, --num-classes from the data), --condition-dim (vector labels)")
+          "--likelihood-scale, --conditional (labels one-hot, --num-classes from the data), --condition-dim (vector labels), "
+          "--logvar-clamp MIN,MAX (range of a Gaussian posterior's log σ²; default -30,20)")
     return 0
 
 
@@ -188,7 +189,6 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
 
     Every setting is checked here, before anything is read or written.
     """
-    from vaekit.data import DATASET_NAMES
     from vaekit.errors import ConfigError
     from vaekit.models import get_preset
 
@@ -218,7 +218,7 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
         raise ConfigError("no model given: `vaekit train MODEL ...` (see `vaekit models`) or `model:` in the --config file")
     get_preset(name)  # an unknown model is the first thing to say
     data = explicit.get("data", TRAIN_DEFAULTS["data"])
-    settings = {**TRAIN_DEFAULTS, **DATA_DEFAULTS.get(DATASET_NAMES.get(str(data).strip().lower(), ""), {}), **explicit}
+    settings = {**TRAIN_DEFAULTS, **data_defaults(data), **explicit}
     if settings["binarize"] not in ("none", "dynamic", "static"):
         raise ConfigError(f"--binarize takes none, dynamic or static, got {settings['binarize']!r}")
     if not 0 <= settings["val_fraction"] < 1:

@@ -233,7 +233,9 @@ def kl_joint_mixture(q: GaussianMixture, p: GaussianMixture) -> tuple[torch.Tens
 
     (the chain rule of the KL; component k of q is paired with component k of p). It bounds
     the KL of the marginals over z from above, KL(q(z) ‖ p(z)) ≤ KL(q(k, z) ‖ p(k, z)), the
-    difference being E_{q(z)}[KL(q(k|z) ‖ p(k|z))] ≥ 0.
+    difference being E_{q(z)}[KL(q(k|z) ‖ p(k|z))] ≥ 0, which is 0 when q is the conjugate
+    posterior of :func:`conjugate_mixture_posterior`: there q(k|z) ∝ π_k N(z; μ_k, σ_k²) ψ(z)
+    ∝ p(k|z), so the closed form is also the exact KL of the marginal mixtures.
 
     Arguments:
         q: batch (B,) (or any batch broadcastable against ``p``), K components.

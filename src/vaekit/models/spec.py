@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from torch import nn
 
 from vaekit.distributions import POSTERIORS, StandardNormalPrior, make_likelihood
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodHead
+from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP, check_logvar_clamp
 from vaekit.errors import ConfigError
 from vaekit.models.model import LatentVariableModel, Objective
 from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
@@ -32,6 +34,10 @@ class ModelSpec:
         channels: convolution channels, each layer halving H and W.
         num_classes: condition on one-hot labels with this many classes.
         condition_dim: condition on a real vector of this size.
+        logvar_clamp: ``(min, max)`` range of a Gaussian posterior's log σ² (a flow's base
+            too), so a runaway encoder gives a finite σ instead of NaN; the default
+            (−30, 20), σ from 3·10⁻⁷ to 2·10⁴, leaves normal training unchanged; (−6, 2) is the
+            VampPrior code's; None: no clamp. Every posterior head that has a log σ takes it.
     """
 
     input_shape: tuple[int, ...]
@@ -43,6 +49,7 @@ class ModelSpec:
     channels: tuple[int, ...] = (32, 64)
     num_classes: int | None = None
     condition_dim: int | None = None
+    logvar_clamp: tuple[float, float] | None = DEFAULT_LOGVAR_CLAMP
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +81,10 @@ class ModelSpec:
             raise ConfigError("arch='conv' needs at least one entry in channels")
         if any(h <= 0 for h in self.hidden_dims) or any(c <= 0 for c in self.channels):
             raise ConfigError("hidden_dims and channels must be positive sizes")
+        if isinstance(self.logvar_clamp, str):  # "-6,2" from the command line
+            text = self.logvar_clamp.strip().strip("()[]")
+            self.logvar_clamp = None if text.lower() in ("none", "null", "") else tuple(v.strip() for v in text.split(","))
+        self.logvar_clamp = check_logvar_clamp(self.logvar_clamp)
         if self.num_classes is not None and self.condition_dim is not None:
             raise ConfigError("give num_classes (labels) or condition_dim (vectors), not both")
         for name in ("num_classes", "condition_dim"):
@@ -96,6 +107,8 @@ class ModelSpec:
         config.pop("extra")
         for key in ("input_shape", "hidden_dims", "channels"):
             config[key] = list(config[key])
+        if config["logvar_clamp"] is not None:
+            config["logvar_clamp"] = list(config["logvar_clamp"])
         return config
 
     # -- parts ----------------------------------------------------------------------------
@@ -121,7 +134,10 @@ class ModelSpec:
     def posterior_head(self, kind: str, in_features: int, **options: Any) -> nn.Module:
         if kind not in POSTERIORS:
             raise ConfigError(f"unknown posterior {kind!r}; choose one of {', '.join(POSTERIORS)}")
-        return POSTERIORS[kind](in_features, self.latent_dim, **options)
+        head = POSTERIORS[kind]
+        if "logvar_clamp" not in options and "logvar_clamp" in inspect.signature(head).parameters:
+            options = {**options, "logvar_clamp": self.logvar_clamp}
+        return head(in_features, self.latent_dim, **options)
 
     def build(
         self,

@@ -26,23 +26,18 @@ __all__ = ["StructuredELBO", "component_reconstruction"]
 
 def component_reconstruction(
     model: "LatentVariableModel", x: torch.Tensor, q: GaussianMixture, y: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""log p(x|z_k) at one reparameterised draw z_k ~ q(z|k, x) per component, and the marginal KL estimate there.
+) -> torch.Tensor:
+    r"""log p(x|z_k) at one reparameterised draw z_k ~ q(z|k, x) per component, shape (B, K).
 
-    Returns ``(log_px, kl_marginal)``, shapes (B, K) and (B,):
-
-    * log_px[b, k] = log p(x_b | z_bk), so Σ_k q(k|x) log p(x|z_k) is an unbiased estimate of
-      E_{q(k,z|x)}[log p(x|z)] with the sum over k exact (Rao-Blackwellised): gradients reach
-      q(k|x) through its weights without a score-function estimator, and the components
-      through z_k = a_k + √b_k ε. The decoder runs on all K·B codes at once
-      (:func:`vaekit.objectives.importance.importance_terms_at`, the shared decoding pass).
-    * kl_marginal = Σ_k q(k|x) [log q(z_k|x) − log p(z_k)], with the mixture densities
-      q(z|x) and p(z): an unbiased estimate of KL(q(z|x) ‖ p(z)), the KL of the marginals
-      (≤ the joint KL of :func:`~vaekit.distributions.kl_joint_mixture`), for monitoring.
+    Σ_k q(k|x) log p(x|z_k) is an unbiased estimate of E_{q(k,z|x)}[log p(x|z)] with the sum
+    over k exact (Rao-Blackwellised): gradients reach q(k|x) through its weights without a
+    score-function estimator, and the components through z_k = a_k + √b_k ε. The decoder runs
+    on all K·B codes at once, in the shared decoding pass of
+    :func:`vaekit.objectives.importance.importance_terms_at` (its prior ratio is not used).
     """
     z = q.component_distribution.rsample().transpose(0, 1)  # (K, B, D): draw k of example b from q(z|k, x_b)
-    log_px, log_ratio = importance_terms_at(model, x, z, q.log_prob(z), y)  # (K, B): log p(x|z_k), log p(z_k) − log q(z_k|x)
-    return log_px.transpose(0, 1), -(q.probs * log_ratio.transpose(0, 1)).sum(-1)
+    log_px, _ = importance_terms_at(model, x, z, z.new_zeros(z.shape[:2]), y)  # (K, B)
+    return log_px.transpose(0, 1)
 
 
 class StructuredELBO:
@@ -61,9 +56,12 @@ class StructuredELBO:
 
     Terms returned (batch means): ``loss``, ``reconstruction``, ``kl`` (the joint KL),
     ``elbo`` (the unweighted bound, nats), ``kl_assignment`` (KL(q(k|x) ‖ π)), ``kl_code``
-    (Σ_k q(k|x) KL(q(z|k,x) ‖ p(z|k))), ``kl_marginal`` (an estimate of KL(q(z|x) ‖ p(z)) ≤ ``kl``,
-    reported only: ``vaekit.evaluate``'s bound, E_q log p(x|z) − KL of the marginals, is the
-    tighter one).
+    (Σ_k q(k|x) KL(q(z|k,x) ‖ p(z|k))).
+
+    For the conjugate posterior the joint KL *is* the KL of the marginals, KL(q(z|x) ‖ p(z)):
+    q(k|z, x) ∝ p(k) p(z|k) ψ(z; x) ∝ p(k|z), so the term E_{q(z|x)}[KL(q(k|z,x) ‖ p(k|z))]
+    that separates them is 0, and the bound is the ordinary ELBO of the mixture q(z|x) with
+    its KL in closed form (``vaekit.evaluate`` estimates the same bound with one draw of z).
 
     References:
         Composing graphical models with neural networks for structured representations and
@@ -81,7 +79,7 @@ class StructuredELBO:
         if not isinstance(q, GaussianMixture):
             raise ConfigError(f"StructuredELBO needs a model whose encode returns a GaussianMixture posterior, got {type(q).__name__}")
         kl, kl_assignment, kl_code = kl_joint_mixture(q, model.prior())
-        log_px, kl_marginal = component_reconstruction(model, x, q, y)
+        log_px = component_reconstruction(model, x, q, y)
         reconstruction = -(q.probs * log_px).sum(-1)
         loss = reconstruction.mean() + linear_warmup(model.step, self.warmup_steps) * kl.mean()
         return {
@@ -91,5 +89,4 @@ class StructuredELBO:
             "elbo": -(reconstruction + kl).mean(),
             "kl_assignment": kl_assignment.mean(),
             "kl_code": kl_code.mean(),
-            "kl_marginal": kl_marginal.mean().detach(),
         }

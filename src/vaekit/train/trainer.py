@@ -336,7 +336,8 @@ def fit(
             averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
             record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
         monitored = record.get("val/loss", record["train/loss"])
-        improved = result.best_val_loss is None or monitored < result.best_val_loss
+        # without validation data there is nothing to select on: the last epoch is the model
+        improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
         if improved:
             result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
         else:

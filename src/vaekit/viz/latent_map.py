@@ -290,7 +290,8 @@ def manifold_problem(model: Any, range: float = 3.0) -> str | None:
         corners = torch.tensor([[-range, -range], [range, range]], dtype=torch.float32, device=model.device)
         support = model.prior().support
         if not bool(support.check(corners).all()):
-            return f"the model's latent codes are not real-valued (prior support {support}), so a grid over [-r, r]² is meaningless"
+            return (f"the model's latent codes are not real-valued (prior support {support}), "
+                    "so a grid over [-r, r]² is meaningless")
     return None
 
 

@@ -278,7 +278,8 @@ class _Builder:
             caption = caption or f"{samples.shape[0]} samples given to the report."
         if self.tabular:
             if self.x is None:
-                self.add("samples", _note("vector data: the samples' marginals are drawn against the data, and no data was given"))
+                self.add("samples", _note("vector data: the samples' marginals are drawn against the data, "
+                                          "and no data was given"))
                 return
             picture = plot_marginals(self.x, samples, self.png("samples"))
             self.add("samples", _figure(picture, caption + " Histograms: the data's features against the samples'.",
@@ -327,8 +328,16 @@ class _Builder:
                 self.add("traversals", _note(f"the model's codes have shape {tuple(code.shape)}, not one vector of "
                                              f"{model.latent_dim} values, so they cannot be swept one dimension at a time"))
                 return
-            dims, order = self._traversed_dims(int(model.latent_dim))
             values = traversal_values(sweep, steps)
+            if _has_prior(model):
+                probe = code.repeat(2, 1)
+                probe[:, 0] = torch.tensor([-sweep, sweep], dtype=probe.dtype)
+                support = model.prior().support
+                if not bool(support.check(probe).all()):
+                    self.add("traversals", _note(f"not drawn: the latent codes are not real-valued (prior support {support}), "
+                                                 f"so sweeping a coordinate over [{-sweep:g}, {sweep:g}] leaves the code space"))
+                    return
+            dims, order = self._traversed_dims(int(model.latent_dim))
             rows = traversal_rows(model, code, dims, values, None if y is None else y.to(model.device))
         finally:
             model.train(was_training)
@@ -369,8 +378,9 @@ class _Builder:
         name = model.config.get("model", "model")
         source = f" of {self.data_name}" if self.data_name else ""
         projected = codes.shape[1] > 2
-        picture = plot_latent_map(points, labels, self.png("latent_map"), f"{name}: {n} codes{source}" + (", PCA" if projected else ""),
-                                  class_names=self.class_names, axis_names=map_axis_names("pca", codes.shape[1]))
+        title = f"{name}: {n} codes{source}" + (", PCA" if projected else "")
+        picture = plot_latent_map(points, labels, self.png("latent_map"), title, class_names=self.class_names,
+                                  axis_names=map_axis_names("pca", codes.shape[1]))
         where = ("projected on their first two principal components" if projected else
                  "as they are (a latent space of at most two dimensions needs no projection)")
         figures = [_figure(picture, f"The posterior means E_q[z|x] of the first {n} examples {where}"
