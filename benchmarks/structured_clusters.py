@@ -82,7 +82,7 @@ def component_grid(model: vaekit.LatentVariableModel, test: Dataset, clusters: n
         members = labels[clusters == k]
         majority = f"y={np.bincount(members).argmax()}" if len(members) else "empty"
         rows.append(model.sample_component(k, n))
-        names.append(f"k={k} π={float(weights[k]):.2f} {majority}")
+        names.append(f"k={k} pi={float(weights[k]):.2f} {majority}")
     return save_image_rows(rows, path, labels=names)
 
 

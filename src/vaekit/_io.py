@@ -14,7 +14,7 @@ import torch
 
 from vaekit.errors import CheckpointError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "tensors_sha256", "check_tensors_sha256"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "tensors_sha256", "check_tensors_sha256", "read_checked_tensors"]
 
 
 def _umask() -> int:
@@ -87,3 +87,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_checked_tensors(path: str | os.PathLike, fix: str) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, refused with one CheckpointError ending in
+    ``fix`` when the file is missing, unreadable, fails its digest or holds non-finite values.
+
+    The one reader of every safetensors file vaekit wrote (models, samplers, code priors):
+    safetensors parses without running code, the digest catches damage inside the tensor data.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing — {fix}")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            expected = (f.metadata() or {}).get("sha256")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with — {fix}") from None
+    check_tensors_sha256(path, expected, tensors, fix)
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{path} holds non-finite values (in {broken[0]}); it cannot be used — {fix}")
+    return tensors

@@ -226,6 +226,8 @@ def test_images_the_classifier_cannot_take_are_refused(digits_setup):
         sample_quality(broken, train.x, clf)
     with pytest.raises(DataError, match="more than k"):
         sample_quality(test.x[:4], train.x, clf)
+    with pytest.raises(DataError, match=r"uint8 values.*/ 255"):
+        sample_quality((test.x * 255).to(torch.uint8), train.x, clf)
 
 
 def test_the_shipped_fashion_mnist_classifier_is_the_recorded_one_and_scores_sensibly():

@@ -78,7 +78,7 @@ def test_non_finite_weights_are_refused(tmp_path):
     with torch.no_grad():
         next(model.parameters())[0, 0] = float("nan")
     model.save(tmp_path)  # the digest matches: the file is intact, its contents are not usable
-    with pytest.raises(CheckpointError, match="non-finite weights"):
+    with pytest.raises(CheckpointError, match="non-finite values"):
         vaekit.load(tmp_path)
 
 

@@ -41,7 +41,7 @@ def tiny_model(**options) -> StructuredLatentVariableModel:
     defaults = dict(input_shape=(6,), latent_dim=2, components=3, hidden_dims=(8,))
     model = vaekit.create("structured_vae", **{**defaults, **options}).double()
     with torch.no_grad():  # non-uniform weights and unequal scales, so every term matters
-        model.prior_module.logits.copy_(torch.tensor([0.5, -0.3, 0.0]))
+        model.prior_module.logits.copy_(torch.linspace(0.5, -0.3, model.components))
         model.prior_module.log_scale.uniform_(-0.5, 0.3)
     return model
 
@@ -152,8 +152,9 @@ def test_bound_is_below_the_importance_sampled_log_likelihood():
     torch.manual_seed(1)
     log_px = vaekit.log_likelihood(model, x, num_samples=5000).double()
     gap = log_px - elbo
+    print(f"gap {gap.mean():.3f} nats (min {gap.min():.3f})")
     assert (gap > 0).all(), gap
-    assert gap.mean() < 5.0  # a tight-enough bound: measured 0.3 nats for this untrained model
+    assert gap.mean() < 2.0  # measured 0.28 nats (min 0.22) for this untrained model
 
 
 def test_log_likelihood_matches_numerical_integration_in_one_dimension():
@@ -192,6 +193,17 @@ def test_samples_come_from_the_mixture_and_from_one_component():
     for bad in (3, -1, 1.0):
         with pytest.raises(ConfigError, match=r"component must be an integer in 0\.\.2"):
             model.sample_component(bad, 2)
+
+
+def test_gradients_reach_every_part_through_the_conjugate_update():
+    model = tiny_model()
+    model.step = 10_000
+    x = torch.rand(5, 6, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    torch.manual_seed(0)
+    model.loss(x)["loss"].backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert {"prior_module.logits", "prior_module.loc", "prior_module.log_scale", "posterior.net.weight"} <= dict(model.named_parameters()).keys()
 
 
 def test_training_on_digits_lowers_the_loss():

@@ -257,6 +257,9 @@ def _images(x: Any, classifier: FeatureClassifier, name: str) -> torch.Tensor:
     if t.dim() != len(expected) + 1 or tuple(t.shape[1:]) != expected:
         raise DataError(f"{name} have shape {tuple(t.shape)} but the classifier was trained on (N, {', '.join(map(str, expected))}); "
                         "score them with a classifier trained on data of their shape (`vaekit train-classifier --data ...`)")
+    if not (t.is_floating_point() or t.dtype == torch.bool):
+        raise DataError(f"{name} are {str(t.dtype).replace('torch.', '')} values, but the classifier takes floats as vaekit's "
+                        "loaders give them (images in [0, 1]); convert them first, e.g. x.float() / 255 for 8-bit images")
     check_data(t, input_shape=expected, name=name)
     return t.detach().to(torch.float32)
 

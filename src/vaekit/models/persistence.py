@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from vaekit._device import resolve_device
-from vaekit._io import atomic_path, atomic_write_text, check_tensors_sha256, tensors_sha256
+from vaekit._io import atomic_path, atomic_write_text, read_checked_tensors, tensors_sha256
 from vaekit._version import __version__
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.models.model import LatentVariableModel
@@ -61,18 +60,7 @@ def read_config(directory: str | Path) -> dict:
 def load_weights(model: LatentVariableModel, path: str | Path) -> None:
     """Load safetensors weights into ``model``, refusing damaged or mismatched files."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights file {path} is missing")
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            expected = (f.metadata() or {}).get("sha256")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with") from None
-    check_tensors_sha256(path, expected, tensors, "retrain or restore it")
-    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise CheckpointError(f"{path} holds non-finite weights (in {broken[0]}); it cannot be used — retrain or restore it")
+    tensors = read_checked_tensors(path, "retrain or restore it")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

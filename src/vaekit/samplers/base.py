@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from vaekit._io import atomic_path, atomic_write_text, check_tensors_sha256, tensors_sha256
+from vaekit._io import atomic_path, atomic_write_text, read_checked_tensors, tensors_sha256
 from vaekit._version import __version__
 from vaekit.errors import CheckpointError, ConfigError, DataError
 from vaekit.models.model import LatentVariableModel
@@ -340,22 +340,7 @@ def _read_meta(path: Path, kind: str) -> dict[str, Any]:
 
 
 def _read_tensors(path: Path, fix: str) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing — {fix}")
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            expected = (f.metadata() or {}).get("sha256")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with — {fix}") from None
-    check_tensors_sha256(path, expected, tensors, fix)
-    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise CheckpointError(f"{path} holds non-finite values (in {broken[0]}) — {fix}")
-    return tensors
+    return read_checked_tensors(path, fix)
 
 
 def load_run_model(run: str | Path, device: str | torch.device | None = None) -> LatentVariableModel:

@@ -174,9 +174,9 @@ def plot_kl_per_dimension(
     ax.set_xlabel("latent dimension (sorted by KL)" if sort else "latent dimension")
     ax.set_ylabel("KL (nats)")
     if units is None:
-        ax.set_title(f"KL per latent dimension: {count} of {values.size} dimensions with KL > {threshold:g} nats")
+        ax.set_title(f"KL per latent dimension\n{count} of {values.size} dimensions with KL > {threshold:g} nats")
     else:
-        ax.set_title(f"KL per latent dimension: {count} of {values.size} active units (blue: Cov_x E_q[z] > {activity_threshold:g})")
+        ax.set_title(f"KL per latent dimension\n{count} of {values.size} active units (blue: Cov_x E_q[z] > {activity_threshold:g})")
     return save_figure(fig, path)
 
 
