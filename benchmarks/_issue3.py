@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import vaekit
+from vaekit.bench.applications import train_model as bench_train_model
 from vaekit.data import Dataset, load_fashion_mnist
 
 __all__ = ["RESULTS", "ints", "names", "budget_arguments", "setup", "fashion", "train_model", "write"]
@@ -59,13 +60,13 @@ def fashion(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
 
 def train_model(name: str, x: torch.Tensor, args: argparse.Namespace, latent_dim: int | None = None,
                 likelihood: str = "bernoulli", **options: Any) -> vaekit.LatentVariableModel:
-    """``name`` with the benchmark's MLP and budget, trained on ``x`` (the first ``--train-size`` rows)."""
-    torch.manual_seed(args.seed)
-    model = vaekit.create(name, input_shape=tuple(x.shape[1:]), latent_dim=latent_dim or args.latent_dim, arch="mlp",
-                          hidden_dims=tuple(args.hidden_dims), likelihood=likelihood, **options)
+    """``name`` with the benchmark's MLP and budget, trained on ``x`` (the first ``--train-size`` rows).
+
+    The recipe is ``vaekit.bench.applications.train_model``'s, which ``vaekit bench --suite apps`` uses too.
+    """
     x = x[: args.train_size] if args.train_size else x
-    vaekit.fit(model, x, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, quiet=True)
-    return model.eval()
+    return bench_train_model(name, x, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             latent_dim=latent_dim or args.latent_dim, hidden_dims=args.hidden_dims, likelihood=likelihood, **options)
 
 
 def write(name: str, result: dict[str, Any], started: float) -> Path:

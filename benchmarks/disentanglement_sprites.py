@@ -28,6 +28,10 @@ Smoke run (2 seeds, 2 000 images, 2 epochs, small metric samples; 1–2 minutes)
 
     python benchmarks/disentanglement_sprites.py --quick
 
+The models, their training and the metrics are ``vaekit.bench.disentanglement``'s, which
+``vaekit bench --suite sprites`` runs one after the other in resumable run folders; this
+script runs them in parallel processes.
+
 Writes ``benchmarks/results/disentanglement_sprites.{json,md}`` (``_quick`` with --quick)
 and one traversal PNG per model (seed 0): one row per latent dimension, most active first,
 the code of one test image with that dimension swept over [−2.5, 2.5].
@@ -44,28 +48,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-import vaekit
-from vaekit.data import Sprites, load_sprites
-from vaekit.eval import active_units, disentanglement_scores
-from vaekit.viz import save_image_rows, traversal_rows, traversal_values
+from vaekit.bench.disentanglement import METRIC_SIZES, QUICK_METRIC_SIZES, configurations, summary_table, train_and_score
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = ("mig", "factorvae_score", "betavae_score", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness")
-HEADERS = ("MIG", "FactorVAE", "β-VAE", "SAP", "DCI D", "DCI C", "DCI I")
-
-
-def configurations(total_steps: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The five models: name -> (preset, options). The capacity schedule depends on the step budget."""
-    return {
-        "vae": ("vae", {}),
-        "beta_vae_b4": ("beta_vae", {"beta": 4.0}),
-        "beta_vae_capacity": ("beta_vae", {"capacity": 25.0, "gamma": 1000.0, "capacity_steps": max(1, int(0.8 * total_steps))}),
-        "beta_tc_vae": ("beta_tc_vae", {"beta": 6.0}),
-        "dip_vae": ("dip_vae", {"dip_type": "i", "weight": 10.0}),
-    }
 
 
 def ints(text: str) -> list[int]:
@@ -91,67 +78,16 @@ def parse_args() -> argparse.Namespace:
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     args.train_size = args.train_size or (2_000 if args.quick else 20_000)
     args.epochs = args.epochs or (2 if args.quick else 40)
-    quick = {"num_codes": 1_000, "num_test_codes": 500, "num_train": 100, "num_eval": 100, "num_variance_estimate": 1_000}
-    full = {"num_codes": 10_000, "num_test_codes": 5_000, "num_train": 2_000, "num_eval": 1_000, "num_variance_estimate": 10_000}
-    args.metric_sizes = quick if args.quick else full
+    args.metric_sizes = QUICK_METRIC_SIZES if args.quick else METRIC_SIZES
     return args
 
 
-def traversal(model: vaekit.LatentVariableModel, image: torch.Tensor, activity: torch.Tensor, path: Path) -> Path:
-    """One row per latent dimension (most active first): the image's code with that dimension swept over [−2.5, 2.5]."""
-    order = torch.argsort(activity, descending=True).tolist()
-    rows = traversal_rows(model, model.transform(image[None])[0], order, traversal_values(2.5, 9))
-    return save_image_rows(rows, path, labels=[f"z{d} (var {float(activity[d]):.2f})" for d in order])
-
-
-def summary_table(runs: list[dict[str, Any]], names: list[str]) -> str:
-    lines = ["| model | " + " | ".join(HEADERS) + " | active units |", "|---|" + "---|" * (len(HEADERS) + 1)]
-    for name in names:
-        rows = [r for r in runs if r["model"] == name]
-        cells = []
-        for key in (*METRICS, "active_units"):
-            values = np.array([r[key] for r in rows], dtype=float)
-            sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-            cells.append(f"{values.mean():.2f} ± {sd:.2f}" if key != "active_units" else f"{values.mean():.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-_DATA: dict[tuple, Any] = {}
-
-
-def data(size: int, train_size: int) -> tuple[Any, Any]:
-    """The training images and 1 000 test images (for traversals and active units), once per process."""
-    key = (size, train_size)
-    if key not in _DATA:
-        _DATA[key] = (load_sprites("train", size=size, subset=train_size, seed=0),
-                      load_sprites("test", size=size, subset=train_size, test_size=1_000, seed=0))
-    return _DATA[key]
-
-
-def train_and_score(
-    name: str, preset: str, options: dict[str, Any], seed: int, args: argparse.Namespace, picture: Path | None
-) -> dict[str, Any]:
-    """Train one model with the benchmark's budget and compute its metrics (and, for ``picture``, its traversal)."""
+def job(name: str, preset: str, options: dict[str, Any], seed: int, args: argparse.Namespace, picture: Path | None) -> dict[str, Any]:
+    """One model in a worker process: ``vaekit.bench.disentanglement.train_and_score`` with this script's budget."""
     torch.set_num_threads(args.threads)
-    train, test = data(args.size, args.train_size)
-    sprites = Sprites(args.size)
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    model = vaekit.create(preset, input_shape=sprites.input_shape, latent_dim=args.latent_dim, arch="mlp",
-                          hidden_dims=tuple(args.hidden_dims), likelihood="bernoulli", **options)
-    result = vaekit.fit(model, train.x, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, quiet=True)
-    model.eval()
-    train_seconds = time.perf_counter() - t0
-    scores = disentanglement_scores(model, sprites, **args.metric_sizes, seed=seed)
-    count, activity = active_units(model.transform(test.x))
-    last = result.history[-1]
-    run = {"model": name, "preset": preset, "options": options, "seed": seed, **scores, "active_units": count,
-           "train_kl": last.get("train/kl"), "train_reconstruction": last.get("train/reconstruction"),
-           "train_seconds": round(train_seconds, 1), "metric_seconds": round(time.perf_counter() - t0 - train_seconds, 1)}
-    if picture is not None:
-        run["traversal"] = str(traversal(model, test.x[0], activity, picture))
-    return run
+    return train_and_score(name, preset, options, seed, size=args.size, train_size=args.train_size, epochs=args.epochs,
+                           batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
+                           metric_sizes=args.metric_sizes, picture=picture)
 
 
 def main() -> None:
@@ -170,7 +106,7 @@ def main() -> None:
             for name in names for seed in args.seeds]
     runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for run in pool.map(train_and_score, *zip(*jobs)):
+        for run in pool.map(job, *zip(*jobs)):
             runs.append(run)
             print(f"{run['model']:<18} seed {run['seed']}  MIG {run['mig']:.3f}  FactorVAE {run['factorvae_score']:.3f}  "
                   f"β-VAE {run['betavae_score']:.3f}  SAP {run['sap']:.3f}  DCI {run['dci_disentanglement']:.3f}/"

@@ -115,6 +115,14 @@ def test_fit_prior_attaches_saves_and_reloads_the_prior(tmp_path):
     with pytest.raises(vaekit.ConfigError, match="differs from the one saved"):
         fit_prior(model.eval(), x, out_dir=tmp_path / "run")
 
+    damaged = bytearray((tmp_path / "run" / "prior.safetensors").read_bytes())
+    damaged[-3] ^= 0xFF  # a flipped bit inside the tensor data
+    (tmp_path / "run" / "prior.safetensors").write_bytes(bytes(damaged))
+    with pytest.warns(UserWarning, match="integrity check"):
+        broken = vaekit.load(tmp_path / "run")
+    with pytest.raises(vaekit.ConfigError, match="fit-prior"):
+        broken.sample(1)
+
 
 def test_fit_prior_refuses_other_models_and_bad_budgets():
     vae = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))

@@ -73,15 +73,17 @@ def traversal(model: vaekit.LatentVariableModel, image: torch.Tensor, activity: 
 
 
 def summary_table(runs: list[dict[str, Any]], names: Sequence[str]) -> str:
-    """Markdown: one row per model, each metric as mean ± sd over its seeds (sd "nan" for one seed), active units as a mean."""
+    """Markdown: one row per model, each metric as mean ± sd over its seeds (the value alone for one seed), active units as a mean."""
     lines = ["| model | " + " | ".join(HEADERS) + " | active units |", "|---|" + "---|" * (len(HEADERS) + 1)]
     for name in names:
         rows = [r for r in runs if r["model"] == name]
         cells = []
         for key in (*METRICS, "active_units"):
             values = np.array([r[key] for r in rows], dtype=float)
-            sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-            cells.append(f"{values.mean():.2f} ± {sd:.2f}" if key != "active_units" else f"{values.mean():.1f}")
+            if key == "active_units":
+                cells.append(f"{values.mean():.1f}")
+            else:
+                cells.append(f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -182,7 +184,7 @@ def table(rows: list[tuple[Entry, list[dict[str, Any]]]], context: Context) -> s
     done = [(entry, runs) for entry, runs in rows if runs]
     text = summary_table([r for _, runs in done for r in runs], [entry.name for entry, _ in done])
     lines = text.splitlines()
-    lines[0] = lines[0][:-1] + " wall time (s) | traversal (seed 0) |"
+    lines[0] += " wall time (s) | traversal (seed 0) |"
     lines[1] = lines[1] + "---|---|"
     for i, (entry, runs) in enumerate(done):
         picture = next((r.get("traversal") for r in runs if r.get("traversal")), None)
@@ -193,7 +195,8 @@ def table(rows: list[tuple[Entry, list[dict[str, Any]]]], context: Context) -> s
         if not runs:
             lines.append(f"| {entry.name} | failed: {failed.get(entry.name, 'not run')} |" + " |" * (len(HEADERS) + 2))
     options = "\n".join(f"* {entry.name}: {entry.describe()}" for entry, _ in rows)
-    return "\n".join(lines) + f"\n\nMean ± sd over {context.budget.seeds} seed(s) (sd is nan for one seed). Models:\n\n{options}\n"
+    spread = f"mean ± sd over {context.budget.seeds} seeds" if context.budget.seeds > 1 else "one seed"
+    return "\n".join(lines) + f"\n\nMetrics: {spread}; codes are posterior means. Models:\n\n{options}\n"
 
 
 def _relative(path: str, out: Path) -> str:

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 
 from vaekit._io import atomic_write_text
-from vaekit.bench.spec import Budget, Context, Entry, Suite
+from vaekit.bench.spec import Budget, Context, Entry, Suite, json_values
 from vaekit.errors import ConfigError, VaekitError
 
 __all__ = ["Plan", "run_suite", "run_folder", "RUN_FILE", "RESULT_FILE", "machine", "check_run_folders"]
@@ -72,10 +72,9 @@ def machine() -> dict[str, Any]:
 
 def _training_record(plan: Plan, entry: Entry, seed: int) -> dict[str, Any]:
     budget = plan.budget.record()
-    return {"suite": plan.suite.name, "entry": entry.record(), "body": Budget(0, None, None, extra=plan.suite.body).record()["extra"],
-            "budget": {k: budget[k] for k in plan.suite.training_keys if k in budget}
-            | {k: v for k, v in budget["extra"].items() if k in plan.suite.training_keys},
-            "seed": seed}
+    training = {k: budget[k] for k in plan.suite.training_keys if k in budget}
+    training.update({k: v for k, v in budget["extra"].items() if k in plan.suite.training_keys})
+    return {"suite": plan.suite.name, "entry": entry.record(), "body": json_values(dict(plan.suite.body)), "budget": training, "seed": seed}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -100,14 +99,12 @@ def check_run_folders(plan: Plan) -> None:
                                       "choose another --out or remove that folder")
                 continue
             saved = _read_json(saved_path)
-            wanted = _training_record(plan, entry, seed)
             if saved is None:
                 raise ConfigError(f"{saved_path} is damaged (not JSON); remove the folder {folder} to train that model again")
-            if saved != json.loads(json.dumps(wanted)):
-                keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != json.loads(json.dumps(wanted.get(k))))
-                detail = _difference(saved, json.loads(json.dumps(wanted)))
-                raise ConfigError(f"{folder} was trained with other settings ({detail or ', '.join(keys)}); use another --out, "
-                                  "the same flags as before, or remove that folder to train it again")
+            wanted = json.loads(json.dumps(_training_record(plan, entry, seed)))
+            if saved != wanted:
+                raise ConfigError(f"{folder} was trained with other settings ({_difference(saved, wanted) or f'see {saved_path}'}); "
+                                  "use another --out, the same flags as before, or remove that folder to train it again")
 
 
 def _difference(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
@@ -150,15 +147,23 @@ def run_suite(plan: Plan, *, command: str, say: Callable[[str], None], quiet: bo
     jobs = [(entry, seed) for entry in plan.entries for seed in range(plan.budget.seeds)]
     results: dict[str, list[dict[str, Any]]] = {entry.name: [] for entry in plan.entries}
     failed: dict[str, str] = {}
+    skipped = 0
     for i, (entry, seed) in enumerate(jobs, 1):
         folder = run_folder(plan.out, entry, seed)
         tag = f"[{i}/{len(jobs)}] {entry.name} seed {seed}"
         saved = _read_json(folder / RESULT_FILE)
         if saved is not None and saved.get("measure") == measure_record and "results" in saved:
             results[entry.name].append(saved["results"])
+            skipped += 1
             say(f"{_clock(time.perf_counter() - started)} {tag}: skipped (done: {folder / RESULT_FILE})")
             continue
-        say(f"{_clock(time.perf_counter() - started)} {tag}: started in {folder}")
+        if saved is not None:
+            state = "measuring again (other measurement settings than last time; training resumes from its checkpoint)"
+        elif (folder / "checkpoint.safetensors").exists():
+            state = "resuming"
+        else:
+            state = "started"
+        say(f"{_clock(time.perf_counter() - started)} {tag}: {state} in {folder}")
         atomic_write_text(folder / RUN_FILE, json.dumps(_training_record(plan, entry, seed), indent=2) + "\n")
         t0 = time.perf_counter()
         try:
@@ -178,7 +183,7 @@ def run_suite(plan: Plan, *, command: str, say: Callable[[str], None], quiet: bo
     rows = [(entry, results[entry.name]) for entry in plan.entries]
     table = plan.suite.table(rows, context)
     seconds = round(time.perf_counter() - started, 1)
-    header = _header(plan, command, conditions, context, seconds)
+    header = _header(plan, command, conditions, context, seconds, skipped, len(jobs))
     markdown = header + "\n\n" + table.rstrip() + "\n"
     summary = {
         "suite": plan.suite.name, "title": plan.suite.title, "command": command, "quick": plan.quick,
@@ -193,9 +198,9 @@ def run_suite(plan: Plan, *, command: str, say: Callable[[str], None], quiet: bo
     return summary
 
 
-def _header(plan: Plan, command: str, conditions: dict[str, Any], context: Context, seconds: float) -> str:
+def _header(plan: Plan, command: str, conditions: dict[str, Any], context: Context, seconds: float, skipped: int, total: int) -> str:
     b = plan.budget
-    budget = (f"{b.epochs} epochs, batch {b.batch_size}, Adam {b.lr:g}, "
+    budget = (f"epochs {b.epochs}, batch {b.batch_size}, Adam {b.lr:g}, "
               f"{'all' if b.train_size is None else b.train_size} training images, "
               f"{'all' if b.test_size is None else b.test_size} test images, {b.seeds} seed(s)"
               + (f", K = {b.nll_samples}" if b.nll_samples else ""))
@@ -210,7 +215,8 @@ def _header(plan: Plan, command: str, conditions: dict[str, Any], context: Conte
         "",
         f"Machine: {conditions['cpus']} CPUs ({conditions['device']}), {conditions['torch_threads']} torch threads, "
         f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} at the start, torch {conditions['torch']}, "
-        f"{conditions['platform']}; this invocation took {_clock(seconds)} (models already done were skipped).",
+        f"{conditions['platform']}; this invocation took {_clock(seconds)}"
+        + (f" ({skipped} of {total} models were measured by an earlier invocation and skipped)." if skipped else "."),
     ]
     for key, value in context.provenance.items():
         lines += ["", f"{key}: {value}"]

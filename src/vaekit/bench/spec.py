@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["Entry", "Budget", "Suite", "Context"]
+__all__ = ["Entry", "Budget", "Suite", "Context", "json_values"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Entry:
 
     def record(self) -> dict[str, Any]:
         """The entry as JSON values."""
-        return {"name": self.name, "preset": self.preset, "options": _json(dict(self.options)), "body": _json(dict(self.body)),
+        return {"name": self.name, "preset": self.preset, "options": json_values(dict(self.options)), "body": json_values(dict(self.body)),
                 "note": self.note}
 
 
@@ -75,7 +75,7 @@ class Budget:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def record(self) -> dict[str, Any]:
-        return _json(dataclasses.asdict(self))
+        return json_values(dataclasses.asdict(self))
 
 
 @dataclass
@@ -126,12 +126,12 @@ class Suite:
     needs_fashion_mnist: bool = True
 
 
-def _json(value: Any) -> Any:
+def json_values(value: Any) -> Any:
     """``value`` with tuples as lists and paths as strings (what ``json.dumps`` can write and compare)."""
     if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {str(k): json_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
+        return [json_values(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value

@@ -262,8 +262,12 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     from vaekit.data import Dataset, check_data, train_val_split
     from vaekit.errors import ConfigError
     from vaekit.train.checkpoint import CHECKPOINT_FILE
+    from vaekit.train.distributed import is_main_process
 
     name, settings, options = train_settings(args, extras)
+    main = is_main_process()  # under torchrun rank 0 alone writes, evaluates and prints
+    if not main:
+        settings["quiet"] = True
     out = check_out_dir(args.out or f"runs/{name}")
     state_file = out / STATE_FILE
     train_full = _load_data(settings, "train")
@@ -301,7 +305,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     created = not out.exists()
     previous_state = state_file.read_bytes() if state_file.exists() else None
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(state_file, yaml.safe_dump(resolved, sort_keys=False))
+    if main:
+        atomic_write_text(state_file, yaml.safe_dump(resolved, sort_keys=False))
     sizes = f"{len(train_set)} train / {len(val_set) if val_set is not None else 'no'} val"
     _say(settings, f"training {name} on {settings['data']} ({sizes}, input {train_full.input_shape}) -> {out}")
 
@@ -317,8 +322,11 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         )
     except BaseException:
         if not (out / CHECKPOINT_FILE).exists():  # nothing trained: leave the folder as it was
-            _restore(state_file, previous_state, out if created else None)
+            if main:
+                _restore(state_file, previous_state, out if created else None)
         raise
+    if not main:  # fit's collective steps are done; the report is rank 0's
+        return 0
     eval_x = _binarized(test_set.x, settings, seed=0)
     report = _write_report(model, result.history, eval_x, test_set.y, out, settings, split_name, n_train=len(train_set))
     m = report["metrics"]

@@ -1,6 +1,6 @@
 r"""Gaussian mixtures over z: the structured VAE's prior, its conjugate posterior and their joint KL.
 
-The generative model of the GMM-SVAE (Johnson et al. 2016, §2 and the GMM example) puts a
+The generative model of the GMM-SVAE (Johnson et al. 2016, the GMM example) puts a
 mixture of K Gaussians under z:
 
     p(k) = π_k = softmax(ℓ)_k,   p(z|k) = N(z; μ_k, diag σ_k²),   p(z) = Σ_k π_k N(z; μ_k, diag σ_k²).
@@ -208,8 +208,8 @@ def conjugate_mixture_posterior(prior: GaussianMixture, potential: Distribution)
 
     (:func:`gaussian_product` per component; q(z|x) = Σ_k q(k|x) q(z|k, x)). It is the optimum
     over every q(k, z) of the SVAE surrogate objective, where the likelihood is replaced by
-    the recognition potential ψ (Johnson et al. 2016, eq. 6–7), and the fixed point the
-    paper's mean-field iterations approach; here it needs no iterations.
+    the recognition potential ψ (Johnson et al. 2016, the SVAE local step); the paper's mean-field family
+    q(k) q(z) approximates it by fixed-point iterations, here none are needed.
 
     Arguments:
         prior: p(z) with batch shape () (K components, event (D,)).

@@ -154,7 +154,7 @@ class GatedPixelCNN(nn.Module):
         (torch.Size([3, 4, 4]), torch.Size([3]))
     """
 
-    def __init__(self, num_codes: int, grid_shape: Sequence[int], *, channels: int = 64, layers: int = 6, kernel_size: int = 5):
+    def __init__(self, num_codes: int, grid_shape: Sequence[int], *, channels: int = 32, layers: int = 6, kernel_size: int = 5):
         super().__init__()
         h, w = (int(s) for s in grid_shape)
         if num_codes < 2 or min(h, w) < 1 or channels < 1 or layers < 1:

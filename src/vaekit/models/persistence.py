@@ -12,6 +12,7 @@ from vaekit._device import resolve_device
 from vaekit._io import atomic_path, atomic_write_text, read_checked_tensors, tensors_sha256
 from vaekit._version import __version__
 from vaekit.errors import CheckpointError, ConfigError
+from vaekit.models.custom_bodies import PARTS, check_loaded_bodies
 from vaekit.models.model import LatentVariableModel
 
 __all__ = ["save_model", "load_model", "read_config", "load_weights", "WEIGHTS_FILE", "CONFIG_FILE"]
@@ -61,11 +62,28 @@ def load_weights(model: LatentVariableModel, path: str | Path) -> None:
     """Load safetensors weights into ``model``, refusing damaged or mismatched files."""
     path = Path(path)
     tensors = read_checked_tensors(path, "retrain or restore it")
+    mismatch = first_mismatch(model.state_dict(), tensors)
+    custom = model.config.get("custom_bodies") or {}
+    if mismatch and any(custom.get(part) for part in PARTS):
+        given = ", ".join(f"{part}={custom.get(f'{part}_class', 'module')}" for part in PARTS if custom.get(part))
+        raise CheckpointError(f"{path} does not fit the modules given to vaekit.load ({given}): {mismatch}; build them as they "
+                              "were when the model was saved")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else ""
+        first = mismatch or (str(e).splitlines()[0] if str(e) else "")
         raise CheckpointError(f"{path} does not match the model in config.json ({first}); the files come from different runs") from None
+
+
+def first_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor (in the model's order) that ``found`` lacks, has in another shape, or has extra; None if all fit."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"the model's tensor {name!r} {tuple(tensor.shape)} is not in the file"
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            return f"tensor {name!r} is {tuple(found[name].shape)} in the file but {tuple(tensor.shape)} in the model"
+    extra = [name for name in found if name not in expected]
+    return f"the file's tensor {extra[0]!r} {tuple(found[extra[0]].shape)} is not in the model" if extra else None
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu", **overrides: object) -> LatentVariableModel:
@@ -73,7 +91,9 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu", **over
 
     ``overrides`` are preset options given again because JSON cannot hold them (never
     pickled): ``vaekit.load(run, feature_network=module)`` for a ``dfc_vae`` created with an
-    ``nn.Module``. They replace the saved options of the same name.
+    ``nn.Module``. They replace the saved options of the same name. A model created with
+    custom bodies takes them the same way, ``vaekit.load(run, encoder=module, decoder=module)``
+    (see :mod:`vaekit.models.custom_bodies`); without them it is refused with that call.
 
     Example:
         >>> model = load_model("runs/vae")  # doctest: +SKIP
@@ -83,8 +103,9 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu", **over
     config = read_config(directory)
     if not isinstance(config.get("options", {}), dict):
         raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: 'options' must be a mapping, got {config['options']!r}; the file is damaged")
+    check_loaded_bodies(directory, config.get("custom_bodies"), overrides)
     options = {**dict(config.get("options", {})), **overrides}
-    common = {k: v for k, v in config.items() if k not in ("model", "options", "vaekit_version", "input_shape")}
+    common = {k: v for k, v in config.items() if k not in ("model", "options", "vaekit_version", "input_shape", "custom_bodies")}
     try:
         model = create(config["model"], input_shape=tuple(config["input_shape"]), **common, **options)
     except (ConfigError, TypeError, ValueError) as e:

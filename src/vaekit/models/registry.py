@@ -14,12 +14,13 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from vaekit.errors import ConfigError
+from vaekit.models.custom_bodies import PARTS, check_bodies_used, check_body_module, refuse_fixed_bodies
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.spec import ModelSpec
 
 __all__ = ["Preset", "register", "available_models", "get_preset", "create", "SPEC_OPTIONS"]
 
-SPEC_OPTIONS = tuple(f.name for f in fields(ModelSpec) if f.name != "extra")
+SPEC_OPTIONS = tuple(f.name for f in fields(ModelSpec) if f.name != "extra" and f.metadata.get("option", True))
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,9 @@ def create(name: str, input_shape: tuple[int, ...] | list[int], **options: Any) 
 
     Shared options (``latent_dim``, ``likelihood``, ``arch``, ``hidden_dims``, ``channels``,
     ``num_classes``, ``condition_dim``, ``likelihood_scale``) go to :class:`ModelSpec`; the
-    rest are the preset's own (``vaekit models`` lists them).
+    rest are the preset's own (``vaekit models`` lists them). ``encoder=`` / ``decoder=`` take
+    your own ``nn.Module`` bodies (contract and checks: :mod:`vaekit.models.custom_bodies`);
+    they are never pickled: ``vaekit.load(run, encoder=..., decoder=...)`` takes them again.
 
     Example:
         >>> model = create("vae", input_shape=(1, 28, 28), latent_dim=8)
@@ -160,12 +163,16 @@ def create(name: str, input_shape: tuple[int, ...] | list[int], **options: Any) 
         torch.Size([2, 8])
     """
     preset = get_preset(name)
+    bodies = {part: check_body_module(options.pop(part, None), part) for part in PARTS}
+    bodies = {part: body for part, body in bodies.items() if body is not None}
+    refuse_fixed_bodies(name, list(bodies))
     spec_options = {k: options.pop(k) for k in list(options) if k in SPEC_OPTIONS}
     if "input_shape" in spec_options:
         raise ConfigError("input_shape given twice")
-    spec = ModelSpec(input_shape=tuple(input_shape), **spec_options)
+    spec = ModelSpec(input_shape=tuple(input_shape), **spec_options, **{f"custom_{part}": body for part, body in bodies.items()})
     resolved = preset.resolve(options)
     model = preset.build(spec, **resolved)
+    check_bodies_used(name, model, bodies)
     # a preset may record an option as something other than what it was given (spec.build(config={"options": ...})):
     # dfc_vae records an nn.Module as a placeholder and a classifier folder with its weights' digest
     recorded = {**resolved, **model.config.get("options", {})}

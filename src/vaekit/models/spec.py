@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from torch import nn
@@ -13,6 +13,7 @@ from vaekit.distributions import POSTERIORS, StandardNormalPrior, make_likelihoo
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodHead
 from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP, check_logvar_clamp
 from vaekit.errors import ConfigError
+from vaekit.models.custom_bodies import CustomBody, check_body_module, check_decoder, check_encoder, custom_bodies_record
 from vaekit.models.model import LatentVariableModel, Objective
 from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
@@ -38,6 +39,9 @@ class ModelSpec:
             too), so a runaway encoder gives a finite σ instead of NaN; the default
             (−30, 20), σ from 3·10⁻⁷ to 2·10⁴, leaves normal training unchanged; (−6, 2) is the
             VampPrior code's; None: no clamp. Every posterior head that has a log σ takes it.
+        custom_encoder / custom_decoder: the user's networks (``nn.Module``) used as the bodies
+            instead of ``arch``'s (``vaekit.create(..., encoder=, decoder=)``), checked on a dummy batch
+            when built; not options (never in the config). Contract: :mod:`vaekit.models.custom_bodies`.
     """
 
     input_shape: tuple[int, ...]
@@ -51,8 +55,12 @@ class ModelSpec:
     condition_dim: int | None = None
     logvar_clamp: tuple[float, float] | None = DEFAULT_LOGVAR_CLAMP
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    custom_encoder: nn.Module | None = field(default=None, repr=False, compare=False, metadata={"option": False})
+    custom_decoder: nn.Module | None = field(default=None, repr=False, compare=False, metadata={"option": False})
 
     def __post_init__(self) -> None:
+        check_body_module(self.custom_encoder, "encoder")
+        check_body_module(self.custom_decoder, "decoder")
         self.input_shape = tuple(int(s) for s in self.input_shape)
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
         self.channels = tuple(int(c) for c in self.channels)
@@ -102,18 +110,21 @@ class ModelSpec:
         return int(self.num_classes or self.condition_dim or 0)
 
     def as_config(self) -> dict[str, Any]:
-        """JSON-ready common options."""
-        config = asdict(self)
-        config.pop("extra")
+        """JSON-ready common options (custom bodies: a record that they are custom, never the modules)."""
+        config = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra" and f.metadata.get("option", True)}
         for key in ("input_shape", "hidden_dims", "channels"):
             config[key] = list(config[key])
         if config["logvar_clamp"] is not None:
             config["logvar_clamp"] = list(config["logvar_clamp"])
+        if self.custom_encoder is not None or self.custom_decoder is not None:
+            config["custom_bodies"] = custom_bodies_record(self.custom_encoder, self.custom_decoder)
         return config
 
     # -- parts ----------------------------------------------------------------------------
     def encoder(self) -> nn.Module:
-        """The encoder body chosen by ``arch``; ``.out_features`` is its feature size."""
+        """The encoder body chosen by ``arch`` (or the custom one); ``.out_features`` is its feature size."""
+        if self.custom_encoder is not None:
+            return CustomBody(self.custom_encoder, check_encoder(self.custom_encoder, self.input_shape))
         if self.arch == "conv":
             try:
                 return ConvEncoder(self.input_shape, self.channels)
@@ -124,6 +135,9 @@ class ModelSpec:
     def decoder(self, num_parameters: int, in_features: int | None = None) -> nn.Module:
         """The decoder body: z (+ condition) to ``num_parameters`` raw values per observed value."""
         in_features = (self.latent_dim + self.condition_size) if in_features is None else in_features
+        if self.custom_decoder is not None:
+            check_decoder(self.custom_decoder, in_features, self.input_shape, self.likelihood, num_parameters)
+            return CustomBody(self.custom_decoder, num_parameters * self.num_inputs)
         if self.arch == "conv":
             return ConvDecoder(in_features, self.input_shape, num_parameters * self.input_shape[0], self.channels)
         return MLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))

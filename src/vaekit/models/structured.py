@@ -116,12 +116,13 @@ def structured_vae(spec: ModelSpec, *, components: int = 10, learn_weights: bool
 
     KLs in closed form, one reparameterised draw per component (K decoder passes per example).
 
-    Choices, against the paper: Johnson et al. iterate mean-field updates of q(k) q(z) because
-    their graphical models (switching LDS) have no tractable exact posterior. For the GMM with
-    one z per x the exact posterior of the surrogate model is a K-component mixture in closed
-    form, the optimum the mean-field iterations approach; it needs no iterations, is
-    differentiable, and gives an exact q(z|x) = Σ_k q(k|x) q(z|k,x) to importance-sample
-    log p(x) from. The global parameters (π, μ_k, σ_k) are point estimates trained by the
+    Choices, against the paper: Johnson et al. iterate mean-field updates of q(k) q(z), their
+    recipe for any conjugate graphical model (and the only tractable one for their switching
+    linear dynamical systems). For the GMM with one z per x the exact posterior of the surrogate
+    model is a K-component mixture in closed form: the optimum over every q(k, z), which the
+    factorised q(k) q(z) can only approximate (its q(z) is one Gaussian). It needs no
+    iterations, is differentiable, and gives an exact q(z|x) = Σ_k q(k|x) q(z|k,x) to
+    importance-sample log p(x) from. The global parameters (π, μ_k, σ_k) are point estimates trained by the
     optimiser with the networks, not natural-gradient SVI under conjugate priors.
 
     KL warm-up is on by default (500 steps). The conjugate KL falls monotonically as the
@@ -146,7 +147,7 @@ def structured_vae(spec: ModelSpec, *, components: int = 10, learn_weights: bool
     Options:
         components: K ≥ 1, the number of Gaussian components of the prior (clusters).
         learn_weights: learn the mixture weights π (False: uniform 1/K).
-        warmup_steps: KL weight raised linearly from 0 to 1 over this many steps (0: off; see above for the default).
+        warmup_steps: KL weight raised linearly from 0 to 1 over this many steps (0: off; on by default, since without it the recognition potential can go flat, q = p, for good).
     """
     if isinstance(components, bool) or components < 1:
         raise ConfigError(f"components must be an integer ≥ 1 (K, the Gaussian components of the prior), got {components}; "

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.distributions import Distribution
 
-from vaekit._io import atomic_path, atomic_write_text, check_tensors_sha256, tensors_sha256
+from vaekit._io import atomic_path, atomic_write_text, read_checked_tensors, tensors_sha256
 from vaekit._version import __version__
 from vaekit.distributions.pixelcnn import GatedPixelCNN
 from vaekit.distributions.vector_quantized import CodebookPrior, VectorQuantizer
@@ -163,7 +162,7 @@ class VectorQuantizedModel(LatentVariableModel):
         try:
             prior, info = read_code_prior(directory)
         except CheckpointError as e:
-            warnings.warn(f"{e}; the code prior is not attached (re-run `vaekit fit-prior {directory}`)", stacklevel=3)
+            warnings.warn(f"the code prior is not attached: {e}", stacklevel=3)
             return
         if info.get("model_sha256") != model_digest(self):
             warnings.warn(f"{directory / PRIOR_WEIGHTS_FILE} was fitted to other weights than {directory / 'model.safetensors'} "
@@ -195,23 +194,17 @@ def read_code_prior(directory: str | Path) -> tuple[GatedPixelCNN, dict[str, Any
     weights, config = Path(directory) / PRIOR_WEIGHTS_FILE, Path(directory) / PRIOR_CONFIG_FILE
     for path in (weights, config):
         if not path.is_file():
-            raise CheckpointError(f"{path} is missing")
+            raise CheckpointError(f"{path} is missing — re-run `vaekit fit-prior`")
     try:
         info = json.loads(config.read_text())
         network = GatedPixelCNN(**{**info["network"], "grid_shape": tuple(info["network"]["grid_shape"])})
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{config} is not a vaekit code-prior description ({type(e).__name__}: {e})") from None
-    try:
-        tensors = load_file(str(weights))
-        with safe_open(str(weights), framework="pt") as f:
-            expected = (f.metadata() or {}).get("sha256")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{weights} is not a readable safetensors file ({e})") from None
-    check_tensors_sha256(weights, expected, tensors, "re-run `vaekit fit-prior`")
+        raise CheckpointError(f"{config} is not a vaekit code-prior description ({type(e).__name__}: {e}) — re-run `vaekit fit-prior`") from None
+    tensors = read_checked_tensors(weights, "re-run `vaekit fit-prior`")
     try:
         network.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{weights} does not match {config} ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{weights} does not match {config} ({str(e).splitlines()[0]}) — re-run `vaekit fit-prior`") from None
     return network.eval(), info
 
 

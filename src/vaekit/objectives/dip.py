@@ -81,6 +81,11 @@ class DIPPenalty:
     With λ_od = ``weight`` and λ_d = ``lambda_diag`` = r·λ_od this is the DIP-VAE loss of
     Kumar et al.,  −ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)².
 
+    "Batch" is what the objective sees: under DDP (``torchrun``) each process takes the
+    covariance of its own batch of ``batch_size`` posteriors, and the averaged gradients are
+    those of the mean of the per-process penalties (not of the penalty of the covariance
+    over all processes' batches): N processes behave as one at the same per-process batch.
+
     Arguments:
         dip_type: "i" (covariance of the posterior means) or "ii" (of the aggregate posterior).
         weight: λ_od > 0, the weight of the penalty (of its off-diagonal part).

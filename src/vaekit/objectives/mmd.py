@@ -75,6 +75,11 @@ class MMDPenalty:
     r"""λ · MMD²(q(z) ‖ p(z)): the batch's codes z_i ~ q(z|x_i), a sample of the aggregate
     posterior q(z), against as many draws from the prior, with :func:`mmd_unbiased`.
 
+    "Batch" is what the objective sees: under DDP (``torchrun``) each process computes the
+    penalty on its own batch (``batch_size`` codes against as many prior draws of its own),
+    and the averaged gradients are those of the mean of the per-process penalties; a run
+    on N processes behaves as one process at the same per-process batch, not at N times it.
+
     Arguments:
         weight: λ, the weight of the penalty.
         kernel: "rbf" or "imq".

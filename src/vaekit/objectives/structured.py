@@ -45,7 +45,7 @@ class StructuredELBO:
 
         L(x) = Σ_k q(k|x) E_{q(z|k,x)}[log p(x|z)] − KL(q(k|x) ‖ π) − Σ_k q(k|x) KL(q(z|k,x) ‖ N(μ_k, σ_k²))
 
-    (Johnson et al. 2016, the SVAE objective at the optimal local factor, eq. 6–8, for the
+    (Johnson et al. 2016, the SVAE objective at the optimal local factor, for the
     GMM). The KL of the joint over (k, z) is in closed form (:func:`kl_joint_mixture`); the
     reconstruction takes one reparameterised draw per component, weighted by q(k|x)
     (:func:`component_reconstruction`): K decoder passes per example. The loss minimised,

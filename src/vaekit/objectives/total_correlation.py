@@ -152,6 +152,12 @@ the model (``model.dataset_size``), or failing both the batch itself. MWS gives
     KL it reports carry offsets of that order (at initialisation, TC ≈ (D − 1) log N),
     which cancel in their sum. MSS weights sum to one: read the terms' values with "mss".
 
+    "Batch" is what the objective sees: under DDP (``torchrun``) each process estimates
+    q(z) from its own batch of B = ``batch_size`` (the B × B matrix of its codes against its
+    posteriors) with N the whole training set's size, since each process's batch is a
+    uniform draw from all of it; the averaged gradients are those of the mean of the
+    per-process penalties, as one process at the same per-process batch would give.
+
     Arguments:
         alpha: weight α of the index-code mutual information.
         beta: weight β of the total correlation.

@@ -45,7 +45,8 @@ class PriorSampler(Sampler):
         """Bind to ``model`` (its prior needs no fitting; ``x`` and ``y`` are ignored)."""
         model = self.model if model is None else model
         check_model(model, "PriorSampler")
-        if model.prior_module is None:
+        own_prior = type(model).prior is not LatentVariableModel.prior  # a model with its own prior(), e.g. a VQ-VAE's fitted code prior
+        if model.prior_module is None and not own_prior:
             raise ConfigError(f"{_model_name(model)} has no prior (it is a deterministic autoencoder): fit an ex-post sampler "
                               "with `vaekit fit-sampler RUN --sampler gmm` (or flow) and sample with `--sampler gmm`, "
                               "or from Python vaekit.samplers.GaussianMixtureSampler().fit(model, x)")

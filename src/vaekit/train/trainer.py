@@ -23,7 +23,7 @@ from vaekit.data import Dataset, as_dataset, binarize, check_data, static_binari
 from vaekit.errors import ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
-from vaekit.train.distributed import process_group_from_env
+from vaekit.train.distributed import lost_process_error, process_group_from_env
 from vaekit.train.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint, save_checkpoint
 
 __all__ = ["fit", "FitResult", "resolve_device"]
@@ -201,7 +201,14 @@ def fit(
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
     trains on its shard of every epoch (``batch_size`` per process), the epoch's terms are
-    summed over processes, and only rank 0 writes to ``out_dir``.
+    summed over processes, and only rank 0 writes to ``out_dir``. Step i averages the
+    gradients of the processes' i-th batches: one process at ``batch_size`` × N whose
+    batches are their unions reaches the same weights. ``out_dir`` must be one folder that
+    every process sees (on several machines, a shared filesystem); a process that sees
+    another checkpoint there is a ``ConfigError``. Objectives that need the whole batch
+    (MMD, total correlation, DIP covariance, sliced Wasserstein) see each process's own
+    batch. A process that dies ends the others with a one-line ``LostProcessError``; the
+    checkpoint of the last finished epoch is intact and the same command resumes from it.
 
     A NaN or infinite loss restores the weights and optimiser to the last state checked
     good (at most ``log_every`` steps earlier) and raises ``NonFiniteLossError`` naming
@@ -261,6 +268,10 @@ def fit(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / METRICS_FILE).write_text("")
     group.barrier()  # rank 0 has set up the folder
+    if out_dir is not None and not group.same([start_epoch, int((Path(out_dir) / METRICS_FILE).exists())]):
+        raise ConfigError(f"out_dir {out_dir}: the {group.world_size} training processes see different contents there (another "
+                          "checkpoint, or no run folder); every process must use the same folder, on a filesystem shared by all "
+                          "machines (e.g. NFS) when training on several")
     steps_per_epoch = math.ceil(shard / batch_size)
 
     progress = None
@@ -272,99 +283,107 @@ def fit(
     good_state = LastGoodState(model, optimizer)
     # without a run folder the best epoch's weights are kept in memory (only when there is validation)
     best_state = BestState(model) if out_dir is None and val_set is not None else None
-    for epoch in range(start_epoch, epochs):
-        if result.stopped_early:
-            break
-        t0 = time.perf_counter()
-        x_epoch = binarize(train_set.x, generator=generator) if binarize_data == "dynamic" else train_set.x
-        order = torch.randperm(n, generator=generator)[group.rank * shard : (group.rank + 1) * shard].to(device)
-        sums: torch.Tensor | None = None
-        keys: list[str] = []
-        bad = torch.zeros((), dtype=torch.bool, device=device)
-        first_bad = torch.full((), -1, dtype=torch.long, device=device)
-        bad_terms = torch.zeros((), device=device)  # the loss terms of the first bad batch
-        for i in range(steps_per_epoch):
-            index = order[i * batch_size : (i + 1) * batch_size]
-            xb = x_epoch[index]
-            yb = None if train_set.y is None else train_set.y[index]
-            out = step_model(xb, yb)  # model.loss, through DDP's gradient hooks when distributed
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            model.step += 1
+    try:
+        for epoch in range(start_epoch, epochs):
+            if result.stopped_early:
+                break
+            t0 = time.perf_counter()
+            x_epoch = binarize(train_set.x, generator=generator) if binarize_data == "dynamic" else train_set.x
+            order = torch.randperm(n, generator=generator)[group.rank * shard : (group.rank + 1) * shard].to(device)
+            sums: torch.Tensor | None = None
+            keys: list[str] = []
+            bad = torch.zeros((), dtype=torch.bool, device=device)
+            first_bad = torch.full((), -1, dtype=torch.long, device=device)
+            bad_terms = torch.zeros((), device=device)  # the loss terms of the first bad batch
+            for i in range(steps_per_epoch):
+                index = order[i * batch_size : (i + 1) * batch_size]
+                xb = x_epoch[index]
+                yb = None if train_set.y is None else train_set.y[index]
+                out = step_model(xb, yb)  # model.loss, through DDP's gradient hooks when distributed
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+                model.step += 1
 
-            # bookkeeping on the device: no host sync here
-            keys = keys or list(out)
-            terms = torch.stack([out[k].detach() for k in keys]) * xb.shape[0]
-            sums = terms if sums is None else sums + terms
-            finite = torch.isfinite(out["loss"].detach())
-            first_bad = torch.where(~finite & ~bad, i, first_bad)
-            bad_terms = torch.where(~finite & ~bad, terms / xb.shape[0], bad_terms)
-            bad = bad | ~finite
+                # bookkeeping on the device: no host sync here
+                keys = keys or list(out)
+                terms = torch.stack([out[k].detach() for k in keys]) * xb.shape[0]
+                sums = terms if sums is None else sums + terms
+                finite = torch.isfinite(out["loss"].detach())
+                first_bad = torch.where(~finite & ~bad, i, first_bad)
+                bad_terms = torch.where(~finite & ~bad, terms / xb.shape[0], bad_terms)
+                bad = bad | ~finite
 
-            if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
-                # a finite loss can still come with a non-finite gradient: check the weights too
-                weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
-                if group.any(bad | ~weights_finite):  # one host sync per log_every steps
-                    good_state.restore()
+                if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
+                    # a finite loss can still come with a non-finite gradient: check the weights too
+                    weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+                    if group.any(bad | ~weights_finite):  # one host sync per log_every steps
+                        good_state.restore()
+                        if progress is not None:
+                            progress.close()
+                        where = f"epoch {epoch + 1}, batch {int(first_bad) + 1} of {steps_per_epoch}"
+                        raise NonFiniteLossError(
+                            (f"non-finite loss at {where} (term values: "
+                             f"{', '.join(f'{k}={float(v):.4g}' for k, v in zip(keys, bad_terms))})"
+                             if bool(bad) else
+                             f"non-finite weights after a step of epoch {epoch + 1} (batches {i + 2 - ((i % log_every) + 1)}–{i + 1}; "
+                             "the loss was finite, a gradient was not)")
+                            + "; the model was restored to its last good state and nothing saved was touched. "
+                            "Lower the learning rate, set grad_clip, or check the data for extreme values."
+                        )
+                    good_state.save()
                     if progress is not None:
-                        progress.close()
-                    where = f"epoch {epoch + 1}, batch {int(first_bad) + 1} of {steps_per_epoch}"
-                    raise NonFiniteLossError(
-                        (f"non-finite loss at {where} (term values: "
-                         f"{', '.join(f'{k}={float(v):.4g}' for k, v in zip(keys, bad_terms))})"
-                         if bool(bad) else
-                         f"non-finite weights after a step of epoch {epoch + 1} (batches {i + 2 - ((i % log_every) + 1)}–{i + 1}; "
-                         "the loss was finite, a gradient was not)")
-                        + "; the model was restored to its last good state and nothing saved was touched. "
-                        "Lower the learning rate, set grad_clip, or check the data for extreme values."
-                    )
-                good_state.save()
-                if progress is not None:
-                    progress.update((i % log_every) + 1)
-                    progress.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{float(sums[0]) / min(shard, (i + 1) * batch_size):.4g}")
+                        progress.update((i % log_every) + 1)
+                        progress.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{float(sums[0]) / min(shard, (i + 1) * batch_size):.4g}")
 
-        seconds = time.perf_counter() - t0
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": model.step}
-        sums = group.sum(sums)
-        record.update({f"train/{k}": float(v) / (shard * group.world_size) for k, v in zip(keys, sums)})
-        record["samples_per_s"] = shard * group.world_size / seconds
-        if val_set is not None:
-            val_terms = _validate(model, val_set, max(batch_size, 500))
-            averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
-            record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
-        monitored = record.get("val/loss", record["train/loss"])
-        # without validation data there is nothing to select on: the last epoch is the model
-        improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
-        if improved:
-            result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
-        else:
-            bad_epochs += 1
-        result.stopped_early = patience is not None and val_set is not None and bad_epochs >= patience
-        result.history.append(record)
-        if best_state is not None and improved:
-            best_state.save()
-
-        if writes:
+            seconds = time.perf_counter() - t0
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": model.step}
+            sums = group.sum(sums)
+            record.update({f"train/{k}": float(v) / (shard * group.world_size) for k, v in zip(keys, sums)})
+            record["samples_per_s"] = shard * group.world_size / seconds
+            if val_set is not None:
+                val_terms = _validate(model, val_set, max(batch_size, 500))
+                averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
+                record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
+            monitored = record.get("val/loss", record["train/loss"])
+            # without validation data there is nothing to select on: the last epoch is the model
+            improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
             if improved:
-                save_model(model, out_dir)
-            trainer_state = {
-                "epoch": epoch + 1, "step": model.step, "bad_epochs": bad_epochs, "history": result.history,
-                "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "model_config": model.config,
-                "stopped_early": result.stopped_early,
-            }
-            save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator)
-            with open(Path(out_dir) / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        group.barrier()  # files of this epoch are complete before any process goes on
+                result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
+            else:
+                bad_epochs += 1
+            result.stopped_early = patience is not None and val_set is not None and bad_epochs >= patience
+            result.history.append(record)
+            if best_state is not None and improved:
+                best_state.save()
+
+            if writes:
+                if improved:
+                    save_model(model, out_dir)
+                trainer_state = {
+                    "epoch": epoch + 1, "step": model.step, "bad_epochs": bad_epochs, "history": result.history,
+                    "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "model_config": model.config,
+                    "stopped_early": result.stopped_early,
+                }
+                save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator)
+                with open(Path(out_dir) / METRICS_FILE, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            group.barrier()  # files of this epoch are complete before any process goes on
+            if progress is not None:
+                progress.write(
+                    f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}"
+                    + (f"  val loss {record['val/loss']:.4f}" if "val/loss" in record else "")
+                    + f"  {record['samples_per_s']:.0f} samples/s"
+                )
+    except RuntimeError as e:  # a process died: gloo/NCCL broke the collective step in progress
+        lost = lost_process_error(e, group, epoch + 1, checkpoint_path)
+        if lost is None:
+            raise
         if progress is not None:
-            progress.write(
-                f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}"
-                + (f"  val loss {record['val/loss']:.4f}" if "val/loss" in record else "")
-                + f"  {record['samples_per_s']:.0f} samples/s"
-            )
+            progress.close()
+        raise lost from None
     if progress is not None:
         progress.close()
     if out_dir is not None and val_set is not None and result.best_epoch is not None:
