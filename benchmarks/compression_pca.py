@@ -8,7 +8,8 @@ space and PCA's subspace is reported.
 
 Part 2 — what a nonlinear code buys. ``ae`` (MLP, Bernoulli decoder) on [0, 1] images:
 test MSE per pixel against PCA at the same D, with float codes and with 8-bit codes
-(``Compressor``, ``compare_with_pca``). An error-vs-dimension plot holds both parts.
+(``Compressor``, ``compare_with_pca``, through ``vaekit.bench.applications.compression_row``,
+which ``vaekit bench --suite apps`` uses too). An error-vs-dimension plot holds both parts.
 
 Full budget (60 000 images, 30 epochs):
 
@@ -31,7 +32,8 @@ from sklearn.decomposition import PCA
 
 from _issue3 import RESULTS, budget_arguments, setup, fashion, ints, train_model, write
 import vaekit
-from vaekit.apps import compare_with_pca, normalize_for_pca
+from vaekit.apps import normalize_for_pca
+from vaekit.bench.applications import compression_row
 from vaekit.viz import plot_lines
 
 
@@ -81,12 +83,10 @@ def main() -> None:
     nonlinear = []
     for d in args.ae_dims:
         model = train_model("ae", x_train, args, latent_dim=d)
-        report = compare_with_pca(model, x_train, test.x, bits=8, dims=[d])
-        nonlinear.append({"d": d, "ae_mse": report["model_mse_float"], "ae_mse_8bit": report["model_mse"],
-                          "pca_mse": report["pca_mse"], "pca_mse_8bit": report["pca_mse_quantized"],
-                          "bits_per_code_8bit": report["bits_per_code"]})
-        print(f"ae        D={d:<3} MSE/pixel {report['model_mse_float']:.5f} (8-bit {report['model_mse']:.5f})  "
-              f"PCA {report['pca_mse']:.5f} (8-bit {report['pca_mse_quantized']:.5f})", flush=True)
+        row = compression_row(model, x_train, test.x, bits=8)
+        nonlinear.append(row)
+        print(f"ae        D={d:<3} MSE/pixel {row['model_mse']:.5f} (8-bit {row['model_mse_quantized']:.5f})  "
+              f"PCA {row['pca_mse']:.5f} (8-bit {row['pca_mse_quantized']:.5f})", flush=True)
     dims = sorted(set(args.dims) | set(args.ae_dims))
     scale = float(np.prod(x_train.shape[1:]))  # linear errors are sums over pixels of normalised data: show per pixel·M
     m = x_train.shape[0]
@@ -96,7 +96,7 @@ def main() -> None:
     plot_lines(dims, {
         "PCA": [pca_curve[n] for n in dims],
         "linear_ae (survey §1.5)": [lin[n]["linear_ae_error"] * m / scale if n in lin else np.nan for n in dims],
-        "ae (MLP)": [nl[n]["ae_mse"] if n in nl else np.nan for n in dims],
+        "ae (MLP)": [nl[n]["model_mse"] if n in nl else np.nan for n in dims],
     }, RESULTS / "compression_pca.png", xlabel="code dimension D", ylabel="test MSE per pixel", title="Fashion-MNIST: error vs code size", logy=True)
     path = write("compression_pca", {"budget": vars(args), "linear_ae_vs_pca": linear, "ae_vs_pca": nonlinear}, started)
     print(f"results: {path}")

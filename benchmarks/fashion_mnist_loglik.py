@@ -10,6 +10,9 @@ with K importance samples on the statically binarised test set (seed 0).
 
 Writes ``benchmarks/results/loglik_<epochs>ep.json`` and prints a Markdown table. Runs are
 resumable (``runs/bench/<model>``), so an interrupted table continues where it stopped.
+
+The data protocol and the shared rows are ``vaekit.bench.fashion``'s: ``vaekit bench --suite
+fashion-mnist`` runs the same protocol over every preset, with more columns.
 """
 
 from __future__ import annotations
@@ -22,20 +25,15 @@ from pathlib import Path
 import torch
 
 import vaekit
+from vaekit.bench.fashion import ENTRIES, binarized_fashion_mnist
 from vaekit.distributions import FullCovarianceGaussianPosterior
-from vaekit.data import load_fashion_mnist, static_binarize, train_val_split
 
+_SUITE = {e.name: (e.preset, dict(e.options)) for e in ENTRIES}  # the rows `vaekit bench --suite fashion-mnist` shares
+_ONLY_HERE = {"vae_full_covariance_full_gradient": ("vae", {"posterior": "full_covariance"}), "iwae_k50": ("iwae", {"num_samples": 50})}
 MODELS: dict[str, tuple[str, dict]] = {
-    "vae": ("vae", {}),
-    "vae_full_covariance": ("vae", {"posterior": "full_covariance"}),
-    "vae_full_covariance_full_gradient": ("vae", {"posterior": "full_covariance"}),
-    "iwae_k5": ("iwae", {"num_samples": 5}),
-    "iwae_k50": ("iwae", {"num_samples": 50}),
-    "miwae_m8_k8": ("miwae", {"num_bounds": 8, "num_samples": 8}),
-    "vae_planar_k4": ("vae", {"posterior": "planar", "flow_steps": 4}),
-    "vae_radial_k4": ("vae", {"posterior": "radial", "flow_steps": 4}),
-    "vae_iaf_k2": ("vae", {"posterior": "iaf", "flow_steps": 2}),
-    "auxiliary_vae": ("auxiliary_vae", {}),
+    name: _ONLY_HERE.get(name) or _SUITE[name]
+    for name in ("vae", "vae_full_covariance", "vae_full_covariance_full_gradient", "iwae_k5", "iwae_k50", "miwae_m8_k8",
+                 "vae_planar_k4", "vae_radial_k4", "vae_iaf_k2", "auxiliary_vae")
 }
 
 
@@ -53,9 +51,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    full = load_fashion_mnist("train")
-    train, val = train_val_split(full, 0.1, seed=0)
-    x_test = static_binarize(load_fashion_mnist("test").x[: args.test_limit], seed=0)
+    train, val, _, x_test = binarized_fashion_mnist(test_size=args.test_limit)
     out_file = Path(args.output or f"benchmarks/results/loglik_{args.epochs}ep.json")
     results = json.loads(out_file.read_text()) if out_file.exists() else {}
     for name in args.models:

@@ -143,7 +143,9 @@ def run_suite(plan: Plan, *, command: str, say: Callable[[str], None], quiet: bo
     say(f"{plan.suite.name}: {len(plan.entries)} models × {plan.budget.seeds} seed(s) -> {plan.out} "
         f"(load average {conditions['load_average_1_5_15'][0]:.2f} on {conditions['cpus']} CPUs, {conditions['torch_threads']} threads)")
     plan.suite.prepare(context)
-    measure_record = {"budget": plan.budget.record(), "provenance": json.loads(json.dumps(context.provenance, default=str))}
+    # what decides a model's measurements (the number of seeds does not: seed 0's results stay valid when seeds are added)
+    measure_record = {"budget": {k: v for k, v in plan.budget.record().items() if k != "seeds"},
+                      "provenance": json.loads(json.dumps(context.provenance, default=str))}
     jobs = [(entry, seed) for entry in plan.entries for seed in range(plan.budget.seeds)]
     results: dict[str, list[dict[str, Any]]] = {entry.name: [] for entry in plan.entries}
     failed: dict[str, str] = {}

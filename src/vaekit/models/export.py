@@ -32,8 +32,10 @@ TorchScript-based exporter (``dynamo=False``), which needs only the ``onnx`` pac
 model's metadata (``vaekit_part``, ``vaekit_outputs``, …). TorchScript files
 (``torch.jit.trace``) carry it as the extra file ``vaekit.json`` and reload with
 ``torch.jit.load``. Before writing, the traced graph is run on a batch of another size and
-compared with the model, so a part whose control flow depends on the data or on the batch
-size is refused instead of exported wrong.
+compared with the model, and an ONNX graph is exported from two batch sizes and must come
+out the same, so a part whose control flow depends on the data, or whose graph fixes the
+batch size (the TorchScript-based exporter does after an ``nn.Unflatten``), is refused
+instead of exported wrong.
 
 References:
     ONNX: Open Neural Network Exchange, https://onnx.ai (operator sets and file format).
@@ -42,6 +44,7 @@ References:
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -256,26 +259,40 @@ def export(model: LatentVariableModel, path: str | Path, format: str = "onnx", p
             if format == "torchscript":
                 torch.jit.save(traced, str(tmp), _extra_files={"vaekit.json": json.dumps({**signature, "vaekit_version": __version__})})
             else:
-                signature["opset"] = _write_onnx(graph, example, tmp, input_names, output_names, signature)
+                other = _example_inputs(model, part, 3, seed=1)
+                signature["opset"] = _write_onnx(graph, (example, other), tmp, input_names, output_names, signature)
     return {**signature, "path": str(path), "format": format}
 
 
-def _write_onnx(graph: nn.Module, example: tuple[torch.Tensor, ...], path: Path, input_names: list[str], output_names: list[str],
-                signature: dict[str, Any]) -> int:
-    """Export ``graph`` to ONNX at ``path`` with a dynamic batch axis and vaekit's metadata; return the opset."""
+def _write_onnx(graph: nn.Module, examples: tuple[tuple[torch.Tensor, ...], ...], path: Path, input_names: list[str],
+                output_names: list[str], signature: dict[str, Any]) -> int:
+    """Export ``graph`` to ONNX at ``path`` with a dynamic batch axis and vaekit's metadata; return the opset.
+
+    The graph is exported once per example batch (of different sizes) and the graphs must be
+    identical: torch's TorchScript-based exporter can fix the batch size as a constant (after
+    an ``nn.Unflatten``, for one), which would only show when the file is run on another batch.
+    """
     import onnx
 
     axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
-    try:
-        with _onnx_log_held_back() as kept:
-            torch.onnx.export(graph, example, str(path), dynamo=False, input_names=input_names, output_names=output_names,
-                              dynamic_axes=axes)
-    except torch.onnx.OnnxExporterError as e:
-        raise ConfigError(f"ONNX cannot express the {signature['part']} of this model ({_first_line(e)}); "
-                          "export it with format torchscript (--format torchscript)") from None
-    if kept and kept[0]:
-        sys.stderr.write(kept[0])
-    proto = onnx.load(str(path))
+    protos = []
+    for example in examples:
+        buffer = io.BytesIO()
+        try:
+            with _onnx_log_held_back() as kept:
+                torch.onnx.export(graph, example, buffer, dynamo=False, input_names=input_names, output_names=output_names,
+                                  dynamic_axes=axes)
+        except torch.onnx.OnnxExporterError as e:
+            raise ConfigError(f"ONNX cannot express the {signature['part']} of this model ({_first_line(e)}); "
+                              "export it with format torchscript (--format torchscript)") from None
+        if kept and kept[0]:
+            sys.stderr.write(kept[0])
+        protos.append(onnx.load_from_string(buffer.getvalue()))
+    if any(p.graph.SerializeToString() != protos[0].graph.SerializeToString() for p in protos[1:]):
+        raise ConfigError(f"the ONNX exporter fixed the batch size of the {signature['part']} as a constant (an operation in it "
+                          "records its input's shape, e.g. nn.Unflatten), so the file would fail on other batch sizes; reshape "
+                          "with -1 for the batch (x.view(-1, C, H, W)), or export it with format torchscript (--format torchscript)")
+    proto = protos[0]
     metadata = {"vaekit_version": __version__, "vaekit_model": str(signature["model"]), "vaekit_part": signature["part"],
                 "vaekit_likelihood": str(signature["likelihood"]), "vaekit_inputs": json.dumps(signature["inputs"]),
                 "vaekit_outputs": json.dumps(signature["outputs"])}
