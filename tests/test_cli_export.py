@@ -17,6 +17,8 @@ from vaekit.models.export import export
 
 IMAGE = (1, 12, 12)
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")  # torch's notice; the format is what was asked for
+
 
 def onnx_run(path, **inputs):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -186,14 +186,13 @@ def prepare(context: Context) -> None:
     budget = context.budget
     train, val, test, x_test = binarized_fashion_mnist(budget.train_size, budget.test_size, context.items.get("data_dir"))
     context.items.update(train=train, val=val, test=test, x_test=x_test)
-    given = context.items.get("classifier")
+    given = context.items.get("classifier") or (DEFAULT_CLASSIFIER if (DEFAULT_CLASSIFIER / "model.safetensors").is_file() else None)
     if given:
         folder = Path(given)
-    elif DEFAULT_CLASSIFIER.is_dir():
-        folder = DEFAULT_CLASSIFIER
+        classifier = load_classifier(folder)
     else:
         folder = context.out / "classifier"
-    classifier = load_classifier(folder) if given else _classifier(context, "scoring classifier", folder, seed=0)
+        classifier = _classifier(context, "scoring classifier", folder, seed=0)
     context.items["classifier"] = classifier
     accuracy = classifier_accuracy(classifier, test.x, test.y)
     context.provenance["Sample-quality features"] = (f"classifier {folder} (test accuracy {accuracy:.3f} on these test images, "

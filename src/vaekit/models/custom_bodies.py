@@ -95,8 +95,9 @@ def check_body_module(value: Any, part: str) -> nn.Module | None:
     """``value`` if it is an ``nn.Module`` (or None); else a ConfigError naming ``part``."""
     if value is None or isinstance(value, nn.Module):
         return value
-    raise ConfigError(f"{part}= takes an nn.Module (your {part} network), got {type(value).__name__} {value!r:.60}; "
-                      f"shared options such as arch, hidden_dims and channels choose vaekit's own {part}")
+    raise ConfigError(f"{part}= takes an nn.Module (your {part} network, from Python), got {type(value).__name__} {value!r:.60}; "
+                      f"vaekit's own {part} is chosen by the shared options arch, hidden_dims and channels (--arch, --hidden-dims, "
+                      "--channels)")
 
 
 def _shape(shape: Sequence[int]) -> str:

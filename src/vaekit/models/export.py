@@ -255,18 +255,21 @@ def export(model: LatentVariableModel, path: str | Path, format: str = "onnx", p
         except Exception as e:  # noqa: BLE001 — a body the tracer cannot follow: one line, not its traceback
             raise ConfigError(f"the {part} cannot be traced ({_first_line(e)}); its forward must be a function of tensors") from None
         _check_trace(graph, traced, model, part)
-        with atomic_path(path) as tmp:
-            if format == "torchscript":
-                torch.jit.save(traced, str(tmp), _extra_files={"vaekit.json": json.dumps({**signature, "vaekit_version": __version__})})
-            else:
-                other = _example_inputs(model, part, 3, seed=1)
-                signature["opset"] = _write_onnx(graph, (example, other), tmp, input_names, output_names, signature)
+        if format == "torchscript":
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer, _extra_files={"vaekit.json": json.dumps({**signature, "vaekit_version": __version__})})
+            data = buffer.getvalue()
+        else:
+            other = _example_inputs(model, part, 3, seed=1)
+            data, signature["opset"] = _onnx_bytes(graph, (example, other), input_names, output_names, signature)
+    with atomic_path(path) as tmp:  # only now, every check passed
+        tmp.write_bytes(data)
     return {**signature, "path": str(path), "format": format}
 
 
-def _write_onnx(graph: nn.Module, examples: tuple[tuple[torch.Tensor, ...], ...], path: Path, input_names: list[str],
-                output_names: list[str], signature: dict[str, Any]) -> int:
-    """Export ``graph`` to ONNX at ``path`` with a dynamic batch axis and vaekit's metadata; return the opset.
+def _onnx_bytes(graph: nn.Module, examples: tuple[tuple[torch.Tensor, ...], ...], input_names: list[str],
+                output_names: list[str], signature: dict[str, Any]) -> tuple[bytes, int]:
+    """``graph`` as an ONNX file's bytes, with a dynamic batch axis and vaekit's metadata, and its opset.
 
     The graph is exported once per example batch (of different sizes) and the graphs must be
     identical: torch's TorchScript-based exporter can fix the batch size as a constant (after
@@ -300,8 +303,7 @@ def _write_onnx(graph: nn.Module, examples: tuple[tuple[torch.Tensor, ...], ...]
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "vaekit"
-    onnx.save(proto, str(path))
-    return int(next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0))
+    return proto.SerializeToString(), int(next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0))
 
 
 def _first_line(error: BaseException) -> str:
