@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-if ! .venv/bin/python -c "import vaekit, torch, pytest, hypothesis, torchmetrics, prdc, zuko, skimage, selenium, onnx, onnxruntime" 2>/dev/null; then
+if ! .venv/bin/python -c "import vaekit, torch, pytest, hypothesis, torchmetrics, prdc, zuko, skimage, selenium, onnx, onnxruntime, tensorboard, mlflow" 2>/dev/null; then
     echo "vaekit install: installing pinned packages into .venv" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 fi

@@ -66,8 +66,9 @@ def test_a_rerun_skips_measured_models_without_retraining(fashion, capsys):
     before = [f.stat().st_mtime_ns for f in files]
     capsys.readouterr()
     assert main([*FASHION, "--out", str(fashion)]) == 0
-    err = capsys.readouterr().err
-    assert err.count(": skipped (done:") == 2 and "started" not in err
+    captured = capsys.readouterr()
+    assert captured.err.count(": skipped (done:") == 2 and "started" not in captured.err
+    assert captured.out.startswith("**Every preset on binarised Fashion-MNIST") and "2 of 2 models were measured by an earlier" in captured.out
     assert [f.stat().st_mtime_ns for f in files] == before
 
 

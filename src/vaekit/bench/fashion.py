@@ -43,7 +43,6 @@ import torch
 import vaekit
 from vaekit.bench.spec import Budget, Context, Entry, Suite
 from vaekit.data import Dataset, load_fashion_mnist, static_binarize, train_val_split
-from vaekit.errors import ConfigError
 from vaekit.eval import evaluate, log_likelihood, sample_quality
 from vaekit.eval.likelihood import has_likelihood
 from vaekit.models import load_classifier

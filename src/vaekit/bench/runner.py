@@ -108,7 +108,7 @@ def check_run_folders(plan: Plan) -> None:
 
 
 def _difference(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
-    """``key: old → new`` for the first differing budget or body value (the usual cause)."""
+    """``part key: old then, new now`` for the first differing budget, body or entry value."""
     for part in ("budget", "body", "entry"):
         a, b = saved.get(part) or {}, wanted.get(part) or {}
         for key in sorted(set(a) | set(b)):

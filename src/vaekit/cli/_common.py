@@ -36,12 +36,16 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.1,
     "patience": None,
     "grad_clip": None,
+    "warmup_epochs": 0,
+    "grad_norm": None,
     "seed": 0,
     "device": None,
     "nll_samples": 100,
     "conditional": False,
     "exclude_classes": None,
     "quiet": False,
+    "tensorboard": None,
+    "mlflow": None,
 }
 """Training settings and their defaults; a YAML ``--config`` and command-line flags override them, in that order."""
 

@@ -12,6 +12,7 @@ model start and finish on stderr, with the elapsed time, and training's progress
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from typing import Any, Callable
@@ -57,7 +58,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def say(message: str) -> None:
         print(f"vaekit bench: {message}", file=sys.stderr, flush=True)
 
-    summary = run_suite(plan, command=command_line(args), say=say, quiet=args.quiet)
+    with contextlib.redirect_stdout(sys.stderr):  # training's epoch lines: stdout holds the table alone
+        summary = run_suite(plan, command=command_line(args), say=say, quiet=args.quiet)
     print(summary["table"], end="")
     for name, message in summary["failed"].items():
         print(f"vaekit bench: error: {name} failed ({message}); the other models' rows are in the table", file=sys.stderr)

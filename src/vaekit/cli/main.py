@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-COMMAND_MODULES = ("training", "inspection", "applications", "samplers", "code_prior", "disentanglement", "measurement", "report", "bench", "export")
+COMMAND_MODULES = ("training", "inspection", "applications", "samplers", "code_prior", "disentanglement", "measurement", "report", "bench", "export", "serving")
 """The modules of ``vaekit.cli`` that add commands: each has ``add_commands(subparsers) -> {name: handler}``."""
 
 

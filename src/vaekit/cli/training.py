@@ -145,9 +145,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{r['model']:<{width}}  [{r['family']}] {r['summary']}")
         for k, o in r["options"].items():
             print(f"{'':<{width}}    --{k.replace('_', '-')} (default {o['default']!r}): {o['doc']}")
-    print("\nshared options: --latent-dim, --arch auto|mlp|conv, --hidden-dims, --channels, --likelihood auto|bernoulli|gaussian|logistic, "
+    print("\nshared options: --latent-dim, --arch auto|mlp|conv|gated_mlp, --hidden-dims, --channels, --likelihood auto|bernoulli|gaussian|logistic, "
           "--likelihood-scale, --conditional (labels one-hot, --num-classes from the data), --condition-dim (vector labels), "
-          "--logvar-clamp MIN,MAX (range of a Gaussian posterior's log σ²; default -30,20)")
+          "--logvar-clamp MIN,MAX (range of a Gaussian posterior's log σ²; default -30,20), "
+          "--prior standard|vamp (VampPrior on the variational presets), --pseudo-inputs K (default 500)")
     return 0
 
 
@@ -269,6 +270,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     if not main:
         settings["quiet"] = True
     out = check_out_dir(args.out or f"runs/{name}")
+    callbacks = _tracking_callbacks(settings, out) if main else []  # a missing package is said before anything is written
     state_file = out / STATE_FILE
     train_full = _load_data(settings, "train")
     if settings["exclude_classes"]:
@@ -318,7 +320,9 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
             model, labelled(train_set), labelled(val_set), epochs=settings["epochs"], batch_size=settings["batch_size"],
             lr=settings["lr"], out_dir=out, quiet=settings["quiet"], seed=settings["seed"], device=settings["device"],
             grad_clip=settings["grad_clip"], patience=settings["patience"],
+            warmup_epochs=settings["warmup_epochs"], grad_norm=settings["grad_norm"],
             binarize_data=None if settings["binarize"] == "none" else settings["binarize"], resume=not args.fresh,
+            callbacks=callbacks,
         )
     except BaseException:
         if not (out / CHECKPOINT_FILE).exists():  # nothing trained: leave the folder as it was
@@ -338,10 +342,35 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     print(summary + ")")
     for kind, path in report["files"].items():
         print(f"  {kind:<16} {path}")
+    _finish_tracking(callbacks, out, m, settings)
     collapse = _collapse_warning(m)
     if collapse:
         _warn(collapse)
     return 0
+
+
+def _tracking_callbacks(settings: dict[str, Any], out: Path) -> list[Any]:
+    """The callbacks of ``--tensorboard [DIR]`` (default OUT/tensorboard) and ``--mlflow [URI]`` (default ./mlruns)."""
+    from vaekit.train.callbacks import MLflowCallback, TensorBoardCallback
+
+    callbacks: list[Any] = []
+    if settings["tensorboard"] is not None:
+        callbacks.append(TensorBoardCallback(settings["tensorboard"] or out / "tensorboard"))
+    if settings["mlflow"] is not None:
+        callbacks.append(MLflowCallback(settings["mlflow"] or None, run_name=out.name))
+    return callbacks
+
+
+def _finish_tracking(callbacks: list[Any], out: Path, metrics: dict[str, Any], settings: dict[str, Any]) -> None:
+    """After the report: its PNGs and final metrics go to the MLflow run; say where to look."""
+    from vaekit.train.callbacks import MLflowCallback, TensorBoardCallback
+
+    for callback in callbacks:
+        if isinstance(callback, MLflowCallback):
+            callback.log_report(out, metrics, prefix=f"{metrics['split']}/")
+            _say(settings, f"mlflow: run {callback.run_id} in {callback.tracking_uri} (mlflow ui --backend-store-uri {callback.tracking_uri})")
+        elif isinstance(callback, TensorBoardCallback):
+            _say(settings, f"tensorboard: tensorboard --logdir {callback.log_dir}")
 
 
 def _check_resume(out: Path, model: Any, settings: dict[str, Any]) -> None:
@@ -439,7 +468,8 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--batch-size", type=_positive_int, default=S)
     p.add_argument("--lr", type=float, default=S)
     p.add_argument("--latent-dim", type=int, default=S)
-    p.add_argument("--arch", choices=["auto", "mlp", "conv"], default=S, help="auto: conv for images, mlp for vectors")
+    p.add_argument("--arch", choices=["auto", "mlp", "conv", "gated_mlp"], default=S,
+                   help="auto: conv for images, mlp for vectors; gated_mlp: gated dense layers (VampPrior code)")
     p.add_argument("--hidden-dims", type=_int_list, default=S, help="e.g. 512,512")
     p.add_argument("--channels", type=_int_list, default=S, help="e.g. 32,64")
     p.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian", "logistic"], default=S,
@@ -449,6 +479,9 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--val-fraction", type=float, default=S)
     p.add_argument("--patience", type=_positive_int, default=S, help="early stopping after this many epochs without improvement")
     p.add_argument("--grad-clip", type=float, default=S)
+    p.add_argument("--warmup-epochs", type=_count, default=S,
+                   help="KL warm-up over this many epochs (0: off); --patience starts counting after it")
+    p.add_argument("--grad-norm", choices=["unit"], default=S, help="unit: scale each gradient to norm 1 before Adam (VampPrior code)")
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--device", default=S, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--nll-samples", type=_count, default=S, help="importance samples for the final log p(x) (0: skip)")
@@ -458,6 +491,10 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--resume", action="store_true", help="continue the run in --out (the default when it has a checkpoint)")
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--quiet", action="store_true", default=S, help="no progress bar")
+    p.add_argument("--tensorboard", nargs="?", const="", default=S, metavar="DIR",
+                   help="log scalars and images for TensorBoard to DIR (default OUT/tensorboard); needs pip install 'vaekit[tensorboard]'")
+    p.add_argument("--mlflow", nargs="?", const="", default=S, metavar="URI",
+                   help="log params, metrics and files to MLflow at URI (default ./mlruns); needs pip install 'vaekit[mlflow]'")
 
     p = sub.add_parser("demo", help="train a VAE on the embedded 8×8 digits and write PNGs + metrics (about 20 s on 2 idle cores)")
     p.add_argument("--out", default="runs/demo")

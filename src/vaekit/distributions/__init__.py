@@ -27,6 +27,8 @@ from vaekit.distributions.posteriors import (
     scale_tril_from_parameters,
 )
 from vaekit.distributions.priors import StandardNormalPrior
+from vaekit.distributions.vamp_prior import VampPrior
+from vaekit.distributions.chain import ChainDistribution
 from vaekit.distributions.sampling import latent_code, sample_with_log_prob
 from vaekit.distributions.vector_quantized import CodebookPrior, QuantizedCode, VectorQuantizer
 from vaekit.distributions.pixelcnn import CodeGridDistribution, GatedPixelCNN
@@ -85,6 +87,8 @@ __all__ = [
     "PointMassPosterior",
     "keep_top_k",
     "StandardNormalPrior",
+    "VampPrior",
+    "ChainDistribution",
     "latent_code",
     "sample_with_log_prob",
     "POSTERIORS",

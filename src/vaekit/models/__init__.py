@@ -10,6 +10,7 @@ from vaekit.models import wasserstein as _wasserstein  # noqa: F401
 from vaekit.models import discrete as _discrete  # noqa: F401
 from vaekit.models import vq_vae as _vq_vae  # noqa: F401
 from vaekit.models import structured as _structured  # noqa: F401
+from vaekit.models import hierarchical as _hierarchical  # noqa: F401
 from vaekit.models.classifier import FeatureClassifier, classifier_sha256, load_classifier, save_classifier
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_model, save_model

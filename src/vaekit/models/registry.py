@@ -173,6 +173,7 @@ def create(name: str, input_shape: tuple[int, ...] | list[int], **options: Any) 
     resolved = preset.resolve(options)
     model = preset.build(spec, **resolved)
     check_bodies_used(name, model, bodies)
+    spec.check_prior_taken(model.prior_module)  # a preset that builds its own prior refuses prior="vamp"
     # a preset may record an option as something other than what it was given (spec.build(config={"options": ...})):
     # dfc_vae records an nn.Module as a placeholder and a classifier folder with its weights' digest
     recorded = {**resolved, **model.config.get("options", {})}

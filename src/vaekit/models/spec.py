@@ -9,15 +9,19 @@ from typing import Any
 
 from torch import nn
 
-from vaekit.distributions import POSTERIORS, StandardNormalPrior, make_likelihood
+from vaekit.distributions import POSTERIORS, StandardNormalPrior, VampPrior, make_likelihood
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodHead
 from vaekit.distributions.posteriors import DEFAULT_LOGVAR_CLAMP, check_logvar_clamp
 from vaekit.errors import ConfigError
 from vaekit.models.custom_bodies import CustomBody, check_body_module, check_decoder, check_encoder, custom_bodies_record
 from vaekit.models.model import LatentVariableModel, Objective
-from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from vaekit.distributions.vamp_prior import DEFAULT_PSEUDO_INPUTS
+from vaekit.nn import ConvDecoder, ConvEncoder, GatedMLPDecoder, GatedMLPEncoder, MLPDecoder, MLPEncoder
 
-__all__ = ["ModelSpec"]
+__all__ = ["ModelSpec", "PRIORS"]
+
+PRIORS = ("standard", "vamp")
+"""Values of the shared ``prior`` option: N(0, I), or the VampPrior (Tomczak & Welling 2018)."""
 
 
 @dataclass
@@ -29,8 +33,9 @@ class ModelSpec:
         latent_dim: size of z.
         likelihood: "bernoulli" (data in [0, 1]), "gaussian" or "logistic" (8-bit data).
         likelihood_scale: σ of the Gaussian likelihood, a number or "learned".
-        arch: "mlp" (any data), "conv" (images), or "auto": conv for images (C, H, W)
-            of at least 8×8 pixels, MLP otherwise.
+        arch: "mlp" (any data), "conv" (images), "gated_mlp" (an MLP of gated layers
+            h = (Wx + b) ⊙ σ(Vx + c), the VampPrior code's bodies), or "auto": conv for images
+            (C, H, W) of at least 8×8 pixels, MLP otherwise.
         hidden_dims: MLP hidden sizes (the decoder mirrors them).
         channels: convolution channels, each layer halving H and W.
         num_classes: condition on one-hot labels with this many classes.
@@ -39,6 +44,12 @@ class ModelSpec:
             too), so a runaway encoder gives a finite σ instead of NaN; the default
             (−30, 20), σ from 3·10⁻⁷ to 2·10⁴, leaves normal training unchanged; (−6, 2) is the
             VampPrior code's; None: no clamp. Every posterior head that has a log σ takes it.
+        prior: p(z) of the variational models: "standard" (N(0, I)) or "vamp", the mixture
+            (1/K) Σ_k q(z|u_k) of the model's own posterior at K learned pseudo-inputs
+            (:class:`vaekit.distributions.VampPrior`; Tomczak & Welling 2018, arXiv:1705.07120).
+            Every preset built by :meth:`build` takes it; a model that cannot (deterministic,
+            conditional, flow posteriors, its own prior) refuses it.
+        pseudo_inputs: K, the number of the VampPrior's pseudo-inputs (ignored by "standard").
         custom_encoder / custom_decoder: the user's networks (``nn.Module``) used as the bodies
             instead of ``arch``'s (``vaekit.create(..., encoder=, decoder=)``), checked on a dummy batch
             when built; not options (never in the config). Contract: :mod:`vaekit.models.custom_bodies`.
@@ -54,6 +65,8 @@ class ModelSpec:
     num_classes: int | None = None
     condition_dim: int | None = None
     logvar_clamp: tuple[float, float] | None = DEFAULT_LOGVAR_CLAMP
+    prior: str = "standard"
+    pseudo_inputs: int = DEFAULT_PSEUDO_INPUTS
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     custom_encoder: nn.Module | None = field(default=None, repr=False, compare=False, metadata={"option": False})
     custom_decoder: nn.Module | None = field(default=None, repr=False, compare=False, metadata={"option": False})
@@ -81,8 +94,8 @@ class ModelSpec:
             self.likelihood_scale = scale
         if self.arch == "auto":
             self.arch = "conv" if len(self.input_shape) == 3 and min(self.input_shape[1:]) >= 8 else "mlp"
-        if self.arch not in ("mlp", "conv"):
-            raise ConfigError(f'unknown arch {self.arch!r}; choose "auto", "mlp" or "conv"')
+        if self.arch not in ("mlp", "conv", "gated_mlp"):
+            raise ConfigError(f'unknown arch {self.arch!r}; choose "auto", "mlp", "gated_mlp" or "conv"')
         if self.arch == "conv" and len(self.input_shape) != 3:
             raise ConfigError(f'arch="conv" needs images of shape (C, H, W), got input_shape {self.input_shape}; use arch="mlp"')
         if self.arch == "conv" and not self.channels:
@@ -93,6 +106,11 @@ class ModelSpec:
             text = self.logvar_clamp.strip().strip("()[]")
             self.logvar_clamp = None if text.lower() in ("none", "null", "") else tuple(v.strip() for v in text.split(","))
         self.logvar_clamp = check_logvar_clamp(self.logvar_clamp)
+        if self.prior not in PRIORS:
+            raise ConfigError(f'unknown prior {self.prior!r}; choose "standard" (N(0, I)) or "vamp" (VampPrior, with pseudo_inputs=K)')
+        if isinstance(self.pseudo_inputs, bool) or int(self.pseudo_inputs) != self.pseudo_inputs or self.pseudo_inputs < 1:
+            raise ConfigError(f"pseudo_inputs must be a positive integer (the VampPrior's K, e.g. 500), got {self.pseudo_inputs!r}")
+        self.pseudo_inputs = int(self.pseudo_inputs)
         if self.num_classes is not None and self.condition_dim is not None:
             raise ConfigError("give num_classes (labels) or condition_dim (vectors), not both")
         for name in ("num_classes", "condition_dim"):
@@ -130,6 +148,8 @@ class ModelSpec:
                 return ConvEncoder(self.input_shape, self.channels)
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+        if self.arch == "gated_mlp":
+            return GatedMLPEncoder(self.num_inputs, self.hidden_dims)
         return MLPEncoder(self.num_inputs, self.hidden_dims)
 
     def decoder(self, num_parameters: int, in_features: int | None = None) -> nn.Module:
@@ -140,6 +160,8 @@ class ModelSpec:
             return CustomBody(self.custom_decoder, num_parameters * self.num_inputs)
         if self.arch == "conv":
             return ConvDecoder(in_features, self.input_shape, num_parameters * self.input_shape[0], self.channels)
+        if self.arch == "gated_mlp":
+            return GatedMLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))
         return MLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))
 
     def likelihood_head(self) -> LikelihoodHead:
@@ -153,6 +175,27 @@ class ModelSpec:
             options = {**options, "logvar_clamp": self.logvar_clamp}
         return head(in_features, self.latent_dim, **options)
 
+    def prior_for(self, encoder: nn.Module, posterior: nn.Module, latent_dim: int | None = None) -> nn.Module:
+        """The prior module the ``prior`` option names: N(0, I), or a VampPrior using ``posterior(encoder(u))``.
+
+        The VampPrior's pseudo-inputs are clipped to [0, 1] for Bernoulli and discretised-logistic
+        data (both live there) and left unclipped for Gaussian data. Conditional models are
+        refused: q(z|u_k) would need a label for every pseudo-input. ``latent_dim``: the size
+        of z when it is not the spec's (the top layer of ``hvae``).
+        """
+        if self.prior == "standard":
+            return StandardNormalPrior(self.latent_dim if latent_dim is None else latent_dim)
+        if self.condition_size:
+            raise ConfigError('prior="vamp" takes unconditional models (a pseudo-input has no label); drop num_classes/condition_dim or use prior="standard"')
+        data_range = None if self.likelihood == "gaussian" else (0.0, 1.0)
+        return VampPrior(self.input_shape, self.pseudo_inputs, data_range).bind(encoder, posterior)
+
+    def check_prior_taken(self, prior: nn.Module | None) -> None:
+        """Refuse ``prior="vamp"`` for a model built with a prior of its own (or none)."""
+        if self.prior != "standard" and not (isinstance(prior, nn.Module) and any(isinstance(m, VampPrior) for m in prior.modules())):
+            raise ConfigError(f'prior={self.prior!r} is for the variational presets with a Gaussian posterior; this model has '
+                              f'{"no prior" if prior is None else "its own prior (" + type(prior).__name__ + ")"}: use prior="standard"')
+
     def build(
         self,
         objective: Objective,
@@ -163,14 +206,20 @@ class ModelSpec:
         posterior_options: dict[str, Any] | None = None,
     ) -> LatentVariableModel:
         """Compose a model from this spec: bodies from ``arch``, the named (or given)
-        posterior head, a standard normal prior unless told otherwise, and ``objective``."""
+        posterior head, the prior of the ``prior`` option (N(0, I) or the VampPrior) unless
+        told otherwise, and ``objective``."""
+        own_prior = not (isinstance(prior, str) and prior == "standard_normal")
+        if own_prior:
+            self.check_prior_taken(prior)
         encoder = self.encoder()
         head_in = encoder.out_features + self.condition_size
         if isinstance(posterior, str):
+            if self.prior == "vamp" and posterior not in ("diagonal", "full_covariance"):
+                raise ConfigError(f'prior="vamp" mixes Gaussian posteriors: it needs posterior="diagonal" or "full_covariance", got {posterior!r}')
             posterior = self.posterior_head(posterior, head_in, **(posterior_options or {}))
         likelihood = self.likelihood_head()
-        if prior == "standard_normal":
-            prior = StandardNormalPrior(self.latent_dim)
+        if not own_prior:
+            prior = self.prior_for(encoder, posterior)
         return LatentVariableModel(
             input_shape=self.input_shape,
             latent_dim=self.latent_dim,

@@ -18,6 +18,7 @@ from vaekit.objectives.sparsity import ActivityPenalty, record_activations
 from vaekit.objectives.ssim import MSSSIMReconstruction, gaussian_window, ms_ssim, ssim
 from vaekit.objectives.perceptual import FeatureReconstruction, feature_distance, feature_maps
 from vaekit.objectives.structured import StructuredELBO, component_reconstruction
+from vaekit.objectives.hierarchical import HierarchicalELBO
 from vaekit.objectives.vector_quantization import (
     VectorQuantization, code_counts, code_perplexity, codebook_loss, codebook_usage, commitment_loss,
 )
@@ -37,4 +38,6 @@ __all__ = ["AuxiliaryELBO", "auxiliary_log_weights", "ELBO", "free_bits_kl", "li
            # VQ-VAE: codebook and commitment losses, codebook health
            "VectorQuantization", "codebook_loss", "commitment_loss", "code_counts", "code_perplexity", "codebook_usage",
            # structured VAE: the bound with mixture assignments
-           "StructuredELBO", "component_reconstruction"]
+           "StructuredELBO", "component_reconstruction",
+           # two-layer VAE: q(z2|x) q(z1|x,z2) against p(z2) p(z1|z2)
+           "HierarchicalELBO"]

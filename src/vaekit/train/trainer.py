@@ -13,7 +13,7 @@ import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -23,10 +23,14 @@ from vaekit.data import Dataset, as_dataset, binarize, check_data, static_binari
 from vaekit.errors import ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
+from vaekit.train.callbacks import EXAMPLES, Callback, check_callbacks
 from vaekit.train.distributed import lost_process_error, process_group_from_env
 from vaekit.train.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint, save_checkpoint
 
-__all__ = ["fit", "FitResult", "resolve_device"]
+__all__ = ["fit", "FitResult", "resolve_device", "apply_warmup_epochs", "warmup_epochs_of", "normalize_gradients", "GRAD_NORMS"]
+
+GRAD_NORMS = ("unit",)
+"""Values of ``fit(grad_norm=)``: "unit" scales each parameter's gradient to norm 1 before Adam."""
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -43,6 +47,8 @@ class FitResult:
     best_val_loss: float | None = None
     out_dir: Path | None = None
     stopped_early: bool = False
+    error: BaseException | None = None
+    """What ended training when it failed (set for the callbacks' ``on_fit_end``); None on success."""
 
 
 class LastGoodState:
@@ -122,6 +128,48 @@ def check_grad_clip(grad_clip: Any) -> float | None:
     return float(grad_clip)
 
 
+def apply_warmup_epochs(model: LatentVariableModel, warmup_epochs: int, steps_per_epoch: int) -> None:
+    """Set the objective's KL warm-up to ``warmup_epochs`` epochs of ``steps_per_epoch`` steps.
+
+    The objectives with a KL weight schedule (ELBO and the bounds built like it) read
+    ``objective.warmup_steps``: w_t = min(1, t / (warmup_epochs · steps_per_epoch)). A model
+    created with its own ``warmup_steps`` or whose objective has no KL warm-up is refused.
+    """
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ConfigError(f"warmup_epochs must be an integer ≥ 0 (epochs of KL warm-up; 0: off), got {warmup_epochs!r}")
+    if warmup_epochs == 0:
+        return
+    objective = model.objective
+    name = model.config.get("model", "this model")
+    if not hasattr(objective, "warmup_steps"):
+        raise ConfigError(f"warmup_epochs: {name} has no KL weight to warm up ({type(objective).__name__}); drop warmup_epochs")
+    steps = int(warmup_epochs) * steps_per_epoch
+    if objective.warmup_steps not in (0, steps):
+        raise ConfigError(f"warmup_epochs={warmup_epochs} and the model's warmup_steps={objective.warmup_steps} both set the KL "
+                          "warm-up; give one of them")
+    objective.warmup_steps = steps
+
+
+def warmup_epochs_of(model: LatentVariableModel, steps_per_epoch: int) -> int:
+    """Epochs the KL warm-up lasts, ⌈warmup_steps / steps_per_epoch⌉ (0 when the objective has none)."""
+    steps = int(getattr(model.objective, "warmup_steps", 0) or 0)
+    return math.ceil(steps / steps_per_epoch)
+
+
+def normalize_gradients(parameters: list[torch.Tensor], eps: float = 1e-7) -> None:
+    r"""g ← g / (‖g‖₂ + ε) for each parameter tensor's gradient, in place (the VampPrior code's
+    ``AdamNormGrad``: every tensor's gradient has norm 1 before the Adam update).
+
+    References:
+        VAE with a VampPrior (Tomczak & Welling, 2018), code ``utils/optimizer.py``, arXiv:1705.07120.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norms = torch._foreach_norm(grads)
+    torch._foreach_div_(grads, torch._foreach_add(norms, eps))
+
+
 def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> Dataset:
     dataset = as_dataset(data, name=name)
     check_data(dataset.x, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name=name)
@@ -172,6 +220,9 @@ def fit(
     resume: bool = True,
     log_every: int = 50,
     weight_decay: float = 0.0,
+    warmup_epochs: int = 0,
+    grad_norm: str | None = None,
+    callbacks: Sequence[Callback] | None = None,
 ) -> FitResult:
     """Train ``model`` with Adam on ``train``; validate on ``val`` every epoch.
 
@@ -190,7 +241,14 @@ def fit(
         grad_clip: clip the gradient norm to this value, a finite number > 0 (None: off).
         patience: stop when the validation loss has not improved for this many epochs. The
             validation loss is the objective with its schedules (KL warm-up, capacity) at
-            their final values, so a rising KL weight does not pass for overfitting.
+            their final values, so a rising KL weight does not pass for overfitting; epochs
+            of KL warm-up (``warmup_epochs``, or the model's ``warmup_steps`` in epochs) are not
+            counted: patience starts when the warm-up is over.
+        warmup_epochs: KL warm-up over this many epochs: the objective's KL weight rises
+            linearly from 0 to 1 over ``warmup_epochs`` × steps per epoch steps (the VampPrior
+            recipe's 100 epochs; 0: the model's own ``warmup_steps``).
+        grad_norm: "unit": scale each parameter tensor's gradient to norm 1 before the Adam step
+            (the VampPrior code's AdamNormGrad, :func:`normalize_gradients`); None: plain Adam.
         binarize_data: "dynamic" (a fresh Bernoulli draw of the training set every epoch,
             validation binarised once) or "static" (both binarised once), None: as given.
         resume: continue from ``out_dir/checkpoint.safetensors`` when it exists (a killed
@@ -198,6 +256,10 @@ def fit(
             its weights, Adam moments and RNG states but takes this call's ``lr`` and
             ``weight_decay``; a run that stopped early stays stopped.
         log_every: steps between progress-bar updates and NaN checks.
+        callbacks: :class:`vaekit.train.callbacks.Callback` objects (TensorBoard, MLflow, your
+            own): ``on_fit_start`` before the first step, ``on_epoch_end`` with each epoch's
+            record, and ``on_fit_end`` always, on failure too (``result.error`` set). Called in
+            the main process only, once per epoch.
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
     trains on its shard of every epoch (``batch_size`` per process), the epoch's terms are
@@ -224,6 +286,11 @@ def fit(
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
     grad_clip = check_grad_clip(grad_clip)
+    callbacks = check_callbacks(callbacks)
+    if grad_norm not in (None, *GRAD_NORMS):
+        raise ConfigError(f'grad_norm must be "unit" (each gradient scaled to norm 1 before Adam) or None, got {grad_norm!r}')
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ConfigError(f"warmup_epochs must be an integer ≥ 0 (epochs of KL warm-up; 0: off), got {warmup_epochs!r}")
     if binarize_data not in (None, "dynamic", "static"):
         raise ConfigError(f'binarize_data must be "dynamic", "static" or None, got {binarize_data!r}')
     group = process_group_from_env(resolve_device(device))
@@ -242,6 +309,8 @@ def fit(
     model.dataset_size = n
     model.data_range = tuple(float(v) for v in torch.aminmax(train_set.x.float()))
     batch_size = min(batch_size, shard)
+    apply_warmup_epochs(model, warmup_epochs, math.ceil(shard / batch_size))  # checked before anything is written
+    warmup_done_epoch = warmup_epochs_of(model, math.ceil(shard / batch_size))  # patience counts only the epochs after it
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)  # the same permutation in every process
@@ -283,6 +352,12 @@ def fit(
     good_state = LastGoodState(model, optimizer)
     # without a run folder the best epoch's weights are kept in memory (only when there is validation)
     best_state = BestState(model) if out_dir is None and val_set is not None else None
+    info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "grad_clip": grad_clip,
+            "patience": patience, "binarize_data": binarize_data, "warmup_epochs": warmup_epochs, "grad_norm": grad_norm,
+            "out_dir": None if out_dir is None else str(out_dir), "device": str(device), "start_epoch": start_epoch,
+            "num_train": n, "num_val": 0 if val_set is None else len(val_set), "world_size": group.world_size,
+            "examples": (val_set if val_set is not None else train_set)[:EXAMPLES]}
+    started = _start_callbacks(callbacks if group.is_main else [], model, info, result)  # rank 0 alone reports
     try:
         for epoch in range(start_epoch, epochs):
             if result.stopped_early:
@@ -302,6 +377,8 @@ def fit(
                 out = step_model(xb, yb)  # model.loss, through DDP's gradient hooks when distributed
                 optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
+                if grad_norm == "unit":
+                    normalize_gradients(list(model.parameters()))
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
@@ -352,7 +429,7 @@ def fit(
             improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
             if improved:
                 result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
-            else:
+            elif epoch + 1 > warmup_done_epoch:
                 bad_epochs += 1
             result.stopped_early = patience is not None and val_set is not None and bad_epochs >= patience
             result.history.append(record)
@@ -371,6 +448,8 @@ def fit(
                 with open(Path(out_dir) / METRICS_FILE, "a") as f:
                     f.write(json.dumps(record) + "\n")
             group.barrier()  # files of this epoch are complete before any process goes on
+            for callback in started:
+                callback.on_epoch_end(epoch + 1, record, model)
             if progress is not None:
                 progress.write(
                     f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}"
@@ -378,17 +457,51 @@ def fit(
                     + f"  {record['samples_per_s']:.0f} samples/s"
                 )
     except RuntimeError as e:  # a process died: gloo/NCCL broke the collective step in progress
+        result.error = e
         lost = lost_process_error(e, group, epoch + 1, checkpoint_path)
         if lost is None:
             raise
         if progress is not None:
             progress.close()
+        result.error = lost
         raise lost from None
-    if progress is not None:
-        progress.close()
-    if out_dir is not None and val_set is not None and result.best_epoch is not None:
-        load_weights(model, Path(out_dir) / "model.safetensors")  # hand back the best model
-    elif best_state is not None:
-        best_state.restore()
-    model.eval()
+    except BaseException as e:  # a non-finite loss, Ctrl-C, a failing callback: on_fit_end hears of it
+        result.error = e
+        raise
+    else:
+        if progress is not None:
+            progress.close()
+        if out_dir is not None and val_set is not None and result.best_epoch is not None:
+            load_weights(model, Path(out_dir) / "model.safetensors")  # hand back the best model
+        elif best_state is not None:
+            best_state.restore()
+        model.eval()
+    finally:
+        _end_callbacks(started, result)
     return result
+
+
+def _start_callbacks(callbacks: list[Callback], model: LatentVariableModel, info: dict[str, Any], result: FitResult) -> list[Callback]:
+    """Call each ``on_fit_start``; when one fails, end those already started (with the error) and re-raise."""
+    started: list[Callback] = []
+    try:
+        for callback in callbacks:
+            callback.on_fit_start(model, info)
+            started.append(callback)
+    except BaseException as e:
+        result.error = e
+        _end_callbacks(started, result)
+        raise
+    return started
+
+
+def _end_callbacks(callbacks: list[Callback], result: FitResult) -> None:
+    """Call every ``on_fit_end`` (each one, even after another fails); re-raise the first failure."""
+    failure: BaseException | None = None
+    for callback in callbacks:
+        try:
+            callback.on_fit_end(result)
+        except BaseException as e:
+            failure = failure or e
+    if failure is not None and result.error is None:  # never hide the error that ended training
+        raise failure

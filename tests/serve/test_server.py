@@ -1,0 +1,195 @@
+"""The explorer's server over HTTP: the API's answers against the model, bad input, the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaekit.errors import ConfigError
+from vaekit.serve import make_server
+
+
+def _get(url: str) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _post(url: str, body: bytes | dict, kind: str = "application/json") -> tuple[int, dict, bytes]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": kind})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def _expected(mean: torch.Tensor) -> np.ndarray:
+    """E p(x | z) in [0, 1] as 8-bit grey pixels, computed here independently of vaekit's renderer."""
+    return np.rint(mean.numpy().reshape(8, 8).clip(0, 1) * 255).astype(np.uint8)
+
+
+def test_page_info_and_points(server_url, explorer):
+    status, headers, page = _get(server_url + "/")
+    assert status == 200 and b"<canvas id=\"plane\"" in page and b"http" not in page.replace(b"http-equiv", b"")
+    for name in ("explorer.js", "explorer.css"):
+        status, _, body = _get(f"{server_url}/static/{name}")
+        assert status == 200 and b"https://" not in body and b"http://" not in body
+    assert _get(server_url + "/static/../server.py")[0] == 404
+    status, _, body = _get(server_url + "/api/info")
+    info = json.loads(body)
+    assert status == 200 and info["latent_dim"] == 3 and info["plane"] == "pca" and info["names"] == ["PC1", "PC2", "PC3"]
+    assert np.array(info["ranges"]).shape == (3, 2) and info["image_size"] == [8, 8] and not info["conditional"]
+    points = json.loads(_get(server_url + "/api/points")[2])
+    assert len(points["u"]) == len(points["v"]) == 300
+    from vaekit.data import load_dataset
+
+    assert points["label"] == load_dataset("digits", split="test").y[:300].tolist()
+
+
+def test_decode_is_the_decoder_mean_at_the_plane_point(server_url, explorer):
+    u, v, rest = 0.3, -0.2, [0.1]
+    status, headers, png = _post(server_url + "/api/decode", {"u": u, "v": v, "rest": rest})
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert float(headers["X-Decode-Ms"]) > 0
+    b = explorer.plane.basis
+    z = explorer.plane.origin + u * b[0] + v * b[1] + rest[0] * b[2]
+    with torch.no_grad():
+        mean = explorer.model.decode(z[None].float()).mean
+    assert np.array_equal(_pixels(png), _expected(mean))
+
+
+def test_example_interpolation_and_encoding(server_url, explorer):
+    from vaekit.data import load_dataset
+
+    x = load_dataset("digits", split="test").x[:300]
+    ex = json.loads(_get(server_url + "/api/example/7")[2])
+    original = _pixels(__import__("base64").b64decode(ex["original"].split(",", 1)[1]))
+    assert np.array_equal(original, np.rint(x[7, 0].numpy() * 255).astype(np.uint8))
+    code = explorer.model.transform(x[7:8])
+    with torch.no_grad():
+        recon = explorer.model.decode(code).mean
+    assert np.array_equal(_pixels(__import__("base64").b64decode(ex["reconstruction"].split(",", 1)[1])), _expected(recon))
+
+    status, _, strip = _post(server_url + "/api/interpolate", {"i": 7, "j": 9, "steps": 4})
+    strip = _pixels(strip)
+    assert status == 200 and strip.shape == (10, 4 * 9 + 1)
+    assert np.array_equal(strip[1:9, 1:9], _expected(recon))  # the strip starts at example 7's code
+
+    # an image file of example 7 lands where example 7 is drawn (up to 8-bit rounding of the pixels)
+    upload = io.BytesIO()
+    Image.fromarray(original).save(upload, format="PNG")
+    status, _, body = _post(server_url + "/api/encode", upload.getvalue(), "application/octet-stream")
+    out = json.loads(body)
+    assert status == 200 and out["u"] == pytest.approx(ex["u"], abs=0.02) and out["v"] == pytest.approx(ex["v"], abs=0.02)
+
+
+def test_bad_requests_get_a_message_and_the_server_keeps_running(server_url):
+    status, _, body = _post(server_url + "/api/encode", b"this is not an image", "application/octet-stream")
+    assert status == 400 and "not an image" in json.loads(body)["error"]
+    wrong = io.BytesIO()
+    Image.new("L", (28, 28)).save(wrong, format="PNG")
+    status, _, body = _post(server_url + "/api/encode", wrong.getvalue(), "application/octet-stream")
+    assert status == 400 and "28×28" in json.loads(body)["error"] and "8×8" in json.loads(body)["error"]
+    status, _, body = _post(server_url + "/api/decode", b"{u: 1", "application/json")
+    assert status == 400 and "JSON" in json.loads(body)["error"]
+    status, _, body = _post(server_url + "/api/decode", {"u": "left", "v": 0})
+    assert status == 400 and "u must be a finite number" in json.loads(body)["error"]
+    status, _, body = _post(server_url + "/api/decode", {"u": 0, "v": 0, "rest": [1, 2]})
+    assert status == 400 and "rest must hold" in json.loads(body)["error"]
+    status, _, body = _get(server_url + "/api/example/100000")
+    assert status == 400 and "0..299" in json.loads(body)["error"]
+    assert _get(server_url + "/api/nothing")[0] == 404
+    assert _get(server_url + "/api/info")[0] == 200  # still serving
+
+
+def test_port_in_use_is_refused(explorer, tiny_run, tmp_path, capsys):
+    from vaekit.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} is in use.*--port"):
+            make_server(explorer, port=port)
+        assert main(["explore", str(tiny_run), "--port", str(port), "--no-browser"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"port {port} is in use" in err[0] and "--port" in err[0]
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "classifier"}))  # a run without a decoder
+    assert main(["explore", str(tmp_path), "--port", "0", "--no-browser"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no decoder" in err[0]
+    assert main(["explore", str(tiny_run), "--dims", "0,7", "--port", "0", "--no-browser"]) == 2
+    assert "0..2" in capsys.readouterr().err
+
+
+def test_command_serves_until_interrupted(tiny_run, capsys):
+    """``vaekit explore`` prints the URL, answers there, and Ctrl-C (KeyboardInterrupt) ends it with one line and status 0."""
+    import _thread
+    import threading
+    import time
+
+    from vaekit.cli import main
+
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    answers = []
+
+    def client() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not answers:
+            try:
+                answers.append(json.loads(_get(f"http://127.0.0.1:{port}/api/info")[2]))
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                time.sleep(0.1)
+        _thread.interrupt_main()  # what Ctrl-C does
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    code = main(["explore", str(tiny_run), "--port", str(port), "--no-browser", "-n", "50"])
+    thread.join()
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip() == f"http://127.0.0.1:{port}/"
+    assert answers and answers[0]["num_points"] == 50
+    assert err.strip().splitlines()[-1] == "vaekit explore: stopped"
+
+
+def test_conditional_models_decode_the_chosen_label_and_bad_models_are_refused():
+    import vaekit
+    from vaekit.errors import DataError
+    from vaekit.serve import Explorer
+
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=2, num_classes=3, arch="mlp", hidden_dims=(8,), likelihood="bernoulli")
+    x, y = torch.rand(40, 1, 8, 8), torch.arange(40) % 3
+    explorer = Explorer(model, model.transform(x, y), x, y, dims=(1, 0))
+    assert explorer.info()["conditional"] and explorer.info()["num_classes"] == 3
+    png, ms = explorer.decode_png(0.4, -0.3, [], label=2)
+    z = torch.tensor([[-0.3, 0.4]])  # u is z1, v is z0
+    with torch.no_grad():
+        assert np.array_equal(_pixels(png), _expected(model.decode(z, torch.tensor([2])).mean)) and ms > 0
+        assert not np.array_equal(_pixels(png), _expected(model.decode(z, torch.tensor([0])).mean))
+    with pytest.raises(DataError, match="label must be a class in 0..2"):
+        explorer.decode_png(0.0, 0.0, [], label=3)
+    with pytest.raises(ConfigError, match="latent_dim=1"):
+        one = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=1, arch="mlp", hidden_dims=(8,))
+        Explorer(one, torch.zeros(5, 1), x)
+    vectors = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=2, condition_dim=4, arch="mlp", hidden_dims=(8,))
+    with pytest.raises(ConfigError, match="conditioned on vectors"):
+        Explorer(vectors, torch.zeros(5, 2), x)
