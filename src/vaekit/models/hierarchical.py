@@ -10,8 +10,10 @@ The code of x is the concatenation z = [z₁, z₂] (size ``latent_dim`` + ``top
   chain rule, and ``mean`` the code [E(z₁ | x, z₂ = E z₂), E z₂] that ``transform``,
   ``reconstruct`` and the applications use. ``decode(z)`` takes that concatenation, so
   ``sample`` draws z₂ ~ p(z₂), z₁ ~ p(z₁|z₂), x from p(x|z₁, z₂).
-* ``vaekit.log_likelihood`` importance-samples both layers through
-  :meth:`~HierarchicalLatentVariableModel.importance_terms`: log w_k = log p(x|z₁ₖ,z₂ₖ) +
+* ``vaekit.log_likelihood`` importance-samples both layers with no override: the generic
+  :func:`vaekit.objectives.importance_terms` draws from ``encode(x)``, whose
+  ``rsample_and_log_prob`` samples z₂ₖ ~ q(z₂|x), z₁ₖ ~ q(z₁|x, z₂ₖ) in one pass, and
+  ``prior().log_prob`` gives log p(z₁ₖ|z₂ₖ) + log p(z₂ₖ): log w_k = log p(x|z₁ₖ,z₂ₖ) +
   log p(z₁ₖ|z₂ₖ) + log p(z₂ₖ) − log q(z₁ₖ|x,z₂ₖ) − log q(z₂ₖ|x).
 * p(z₂) is the shared ``prior`` option: N(0, I) or the VampPrior on z₂, whose components are
   q(z₂|u_k) (the encoder and the top head at the pseudo-inputs).
@@ -25,14 +27,13 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from vaekit.distributions import ChainDistribution, DiagonalGaussianPosterior, sample_with_log_prob
+from vaekit.distributions import ChainDistribution, DiagonalGaussianPosterior
 from vaekit.errors import ConfigError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.registry import register
 from vaekit.models.spec import ModelSpec
 from vaekit.nn import GatedDense
 from vaekit.objectives import HierarchicalELBO
-from vaekit.objectives.importance import importance_terms_at
 
 __all__ = ["HierarchicalLatentVariableModel", "hvae", "dense_body"]
 
@@ -100,12 +101,6 @@ class HierarchicalLatentVariableModel(LatentVariableModel):
     def prior(self) -> Distribution:
         """p(z₁, z₂) = p(z₂) p(z₁|z₂) over [z₁, z₂]."""
         return ChainDistribution(self.prior_module(), self.bottom_prior_at, self.bottom_dim)
-
-    def importance_terms(self, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""log p(x|z₁ₖ,z₂ₖ) and log p(z₁ₖ|z₂ₖ) + log p(z₂ₖ) − log q(z₁ₖ|x,z₂ₖ) − log q(z₂ₖ|x), each (K, B),
-        with z₂ₖ ~ q(z₂|x), z₁ₖ ~ q(z₁|x, z₂ₖ) (found by :func:`vaekit.objectives.importance_terms`)."""
-        z, log_q = sample_with_log_prob(self.encode(x, y), (num_samples,))  # ancestral: (K, B, D₁ + D₂), (K, B)
-        return importance_terms_at(self, x, z, log_q, y)
 
 
 @register("hvae", family="variational")

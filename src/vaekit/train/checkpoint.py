@@ -69,8 +69,8 @@ def check_resumable(path: str | Path, model: Any, fix: str = "start over with re
     """
     state = read_trainer_state(path)
     saved_config = state.get("model_config", {})
-    if saved_config != model.config:
-        differences = config_differences(saved_config, model.config)
+    differences = config_differences(saved_config, model.config) if saved_config != model.config else []
+    if differences:
         raise CheckpointError(
             f"{Path(path).parent} holds a run of {saved_config.get('model')!r} with other settings "
             f"({'; '.join(differences[:6])}{'; …' if len(differences) > 6 else ''}); {fix}"
@@ -87,7 +87,21 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         return items
 
     a, b = flat(saved), flat(current)
+    # a shared option added after the run was saved counts as its default there (runs stay resumable across versions)
+    for key, default in _spec_defaults().items():
+        if key not in a and key in b:
+            a[key] = list(default) if isinstance(default, tuple) else default
     return [f"{k}: {a.get(k, 'unset')!r} in the run, {b.get(k, 'unset')!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _spec_defaults() -> dict[str, Any]:
+    """The defaults of :class:`~vaekit.models.spec.ModelSpec`'s options, as a saved config writes them."""
+    import dataclasses
+
+    from vaekit.models.spec import ModelSpec
+
+    return {f.name: f.default for f in dataclasses.fields(ModelSpec)
+            if f.default is not dataclasses.MISSING and f.metadata.get("option", True) and f.name != "extra"}
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
