@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import TYPE_CHECKING
 
 import torch
+from torch.distributions import Distribution, Independent, Normal
 
 from vaekit.distributions import sample_with_log_prob
 from vaekit.distributions.likelihoods import log_prob_repeated
@@ -14,7 +16,9 @@ from vaekit.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models.model import LatentVariableModel
 
-__all__ = ["importance_terms", "importance_terms_at", "log_importance_weights"]
+__all__ = ["importance_terms", "importance_terms_at", "log_importance_weights", "diagonal_gaussian_draws"]
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def importance_terms(
@@ -27,11 +31,17 @@ def importance_terms(
     importance-weighted objectives report. Reparameterised, so gradients flow through
     every term. The decoder runs once on all K·B codes.
 
-    A model whose proposal is not q(z|x) alone (e.g. the auxiliary model's q(a|x) q(z|a,x))
-    defines ``model.importance_terms(x, num_samples, y)``, and that is used instead
-    (at the model's own precision: ``decoder_dtype`` is refused there).
+    A diagonal Gaussian q(z|x) is sampled by :func:`diagonal_gaussian_draws` (log q from ε,
+    survey §2.8); any other by its own ``rsample`` and ``log_prob``. A model whose proposal
+    is not q(z|x) alone (e.g. the auxiliary model's q(a|x) q(z|a,x)) defines
+    ``model.importance_terms(x, num_samples, y)``, and that is used instead (at the model's
+    own precision: ``decoder_dtype`` is refused there).
 
     Arguments:
+        model: a model with a prior and a probabilistic decoder.
+        x: data, shape (B, *input_shape).
+        num_samples: K.
+        y: labels or conditioning vectors for conditional models.
         decoder_dtype: run the decoder pass in this lower precision (``torch.bfloat16``) under
             autocast; sampling, log q, log p(z) and the scoring of x stay in the model's precision.
     """
@@ -42,6 +52,10 @@ def importance_terms(
                               "precision; evaluate it with precision=\"fp32\"")
         return custom(x, num_samples, y)
     q = model.encode(x, y)
+    if _is_diagonal_gaussian(q):
+        z, log_q = diagonal_gaussian_draws(q, num_samples)  # (B, K, D), (B, K): example-major, as decoded
+        log_px_z, log_prior_ratio = _example_major_terms(model, x, z, log_q, y, decoder_dtype)
+        return log_px_z.t(), log_prior_ratio.t()
     z, log_q = sample_with_log_prob(q, (num_samples,))  # (K, B, D), (K, B)
     return importance_terms_at(model, x, z, log_q, y, decoder_dtype=decoder_dtype)
 
@@ -66,14 +80,8 @@ def importance_terms_at(
     Arguments:
         decoder_dtype: as in :func:`importance_terms`.
     """
-    k, b = z.shape[:2]
-    flat_z = z.transpose(0, 1).reshape(b * k, *z.shape[2:])  # (B·K, D), example-major
-    flat_y = None if y is None else y.repeat_interleave(k, dim=0)
-    lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(flat_z.device.type, dtype=decoder_dtype)
-    with lower:
-        px = model.decode(flat_z, flat_y)
-    log_px_z = log_prob_repeated(px, x, k).t()  # (K, B)
-    return log_px_z, model.prior().log_prob(z) - log_q
+    log_px_z, log_prior_ratio = _example_major_terms(model, x, z.transpose(0, 1), log_q.t(), y, decoder_dtype)
+    return log_px_z.t(), log_prior_ratio.t()
 
 
 def log_importance_weights(
@@ -87,3 +95,52 @@ def log_importance_weights(
     """
     log_px_z, log_prior_ratio = importance_terms(model, x, num_samples, y, decoder_dtype=decoder_dtype)
     return log_px_z + log_prior_ratio
+
+
+def diagonal_gaussian_draws(q: Distribution, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""K reparameterised draws z = μ + σ ⊙ ε, ε ~ N(0, I), from a diagonal Gaussian with log q(z) taken from ε.
+
+        log q(z) = Σ_i [log N(ε_i; 0, 1) − log σ_i] = −½ ‖ε‖² − Σ_i log σ_i − (D/2) log 2π
+
+    (survey §2.8): the same value as ``q.log_prob(z)``, without recovering (z − μ)/σ, and the
+    same function of (ε, μ, σ), so the same gradients. Draws are example-major: shapes
+    (B, K, D) and (B, K).
+
+    Arguments:
+        q: ``Independent(Normal(μ, σ), 1)`` with batch shape (B,) and event shape (D,).
+        num_samples: K.
+    """
+    loc, scale = q.base_dist.loc, q.base_dist.scale
+    eps = torch.randn(loc.shape[0], num_samples, loc.shape[1], dtype=loc.dtype, device=loc.device)
+    z = torch.addcmul(loc.unsqueeze(1), eps, scale.unsqueeze(1))
+    log_q = -0.5 * eps.square().sum(-1) - (scale.log().sum(-1) + loc.shape[1] * HALF_LOG_2PI).unsqueeze(1)
+    return z, log_q
+
+
+def _is_diagonal_gaussian(q: Distribution, batch_dims: int = 1) -> bool:
+    """Whether q is exactly ``Independent(Normal(μ, σ), 1)`` (no subclass) with ``batch_dims`` batch dimensions."""
+    return (type(q) is Independent and type(q.base_dist) is Normal and q.reinterpreted_batch_ndims == 1
+            and q.base_dist.loc.dim() == batch_dims + 1 and q.base_dist.loc.shape == q.base_dist.scale.shape)
+
+
+def _prior_log_prob(model: "LatentVariableModel", z: torch.Tensor) -> torch.Tensor:
+    """log p(z) over the last dimension; for a diagonal Gaussian prior (N(0, I) among them)
+    −½ ‖(z − μ)/σ‖² − Σ_i log σ_i − (D/2) log 2π, its value in three passes instead of seven."""
+    p = model.prior()
+    if _is_diagonal_gaussian(p, batch_dims=0):
+        loc, scale = p.base_dist.loc, p.base_dist.scale
+        return -0.5 * ((z - loc) / scale).square().sum(-1) - (scale.log().sum(-1) + z.shape[-1] * HALF_LOG_2PI)
+    return p.log_prob(z)
+
+
+def _example_major_terms(
+    model: "LatentVariableModel", x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, y: torch.Tensor | None, decoder_dtype: torch.dtype | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(x_b|z_bk) and log p(z_bk) − log q(z_bk|x_b), each (B, K), for draws z (B, K, D) with log q (B, K)."""
+    b, k = z.shape[:2]
+    flat_z = z.reshape(b * k, *z.shape[2:])
+    flat_y = None if y is None else y.repeat_interleave(k, dim=0)
+    lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(flat_z.device.type, dtype=decoder_dtype)
+    with lower:
+        px = model.decode(flat_z, flat_y)
+    return log_prob_repeated(px, x, k), _prior_log_prob(model, z) - log_q

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,7 +171,7 @@ def train_classifier(
                 progress.write(f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}  "
                                f"train accuracy {record['train/accuracy']:.4f}"
                                + (f"  val accuracy {record['val/accuracy']:.4f}" if "val/accuracy" in record else "")
-                               + f"  {record['samples_per_s']:.0f} samples/s")
+                               + f"  {record['samples_per_s']:.0f} samples/s", file=sys.stderr)
     finally:
         if progress is not None:
             progress.close()

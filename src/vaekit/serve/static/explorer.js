@@ -86,9 +86,11 @@
   }
 
   // -- talking to the server ----------------------------------------------------------------
-  function showError(message) {
+  function showError(message, source) {  // an empty message clears the box only if it holds this source's error
     const box = $("error");
+    if (!message && box.dataset.source !== source) return;
     box.textContent = message;
+    box.dataset.source = source;
     box.hidden = !message;
   }
   async function api(path, options) {
@@ -118,9 +120,9 @@
       $("decoded").src = url;
       const round = performance.now() - start;
       $("latency").textContent = "decode: " + response.headers.get("X-Decode-Ms") + " ms server, " + round.toFixed(1) + " ms round trip";
-      showError("");
+      showError("", "decode");
     } catch (e) {
-      showError("decode failed: " + e.message);
+      showError("decode failed: " + e.message, "decode");
     } finally {
       state.inFlight = false;
       if (state.pending) { const next = state.pending; state.pending = null; sendDecode(next); }
@@ -138,11 +140,12 @@
       $("original").src = ex.original;
       $("reconstruction").src = ex.reconstruction;
       $("example-title").textContent = "#" + ex.index + (ex.label === null ? "" : "  label " + ex.label);
+      showError("", "example");
       state.picks = state.picks.concat([i]).slice(-2);
       draw();
       if (state.picks.length === 2) showStrip();
     } catch (e) {
-      showError("could not show example " + i + ": " + e.message);
+      showError("could not show example " + i + ": " + e.message, "example");
     }
   }
   async function showStrip() {
@@ -152,8 +155,9 @@
       const blob = await (await api("/api/interpolate", { method: "POST", headers: { "Content-Type": "application/json" }, body })).blob();
       $("strip").src = URL.createObjectURL(blob);
       $("strip-title").textContent = "#" + i + " → #" + j;
+      showError("", "interpolate");
     } catch (e) {
-      showError("interpolation failed: " + e.message);
+      showError("interpolation failed: " + e.message, "interpolate");
     }
   }
   async function encodeFile(file) {
@@ -163,10 +167,10 @@
       state.uploads.push({ u: out.u, v: out.v });
       $("upload-reconstruction").src = out.reconstruction;
       $("upload-caption").textContent = file.name + " (★ on the plane)";
-      showError("");
+      showError("", "encode");
       setProbe(out.u, out.v);
     } catch (e) {
-      showError("could not encode " + file.name + ": " + e.message);
+      showError("could not encode " + file.name + ": " + e.message, "encode");
     }
   }
 
@@ -261,7 +265,7 @@
       state.info = await (await api("/api/info")).json();
       state.points = await (await api("/api/points")).json();
     } catch (e) {
-      showError("could not load the model's plane: " + e.message);
+      showError("could not load the model's plane: " + e.message, "start");
       return;
     }
     buildControls(state.info);
