@@ -122,18 +122,41 @@ def _sum_event(values: torch.Tensor, event_dims: int) -> torch.Tensor:
     return values.sum(dim=tuple(range(-event_dims, 0))) if event_dims else values
 
 
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int) -> torch.Tensor:
-    r"""Σ_j log Bernoulli(x_j; sigmoid(ℓ_j)) = −Σ_j [softplus(ℓ_j) − x_j ℓ_j] over the last ``event_dims`` dimensions.
+SIGMOID_GROUP = 112
+"""Values of σ(|ℓ|) ∈ [½, 1) multiplied together before one log: their product is ≥ 2⁻¹¹², a normal
+float32 (the smallest is 2⁻¹²⁶), and 784 = 7 · 112 pixels of a 28×28 image take 7 logs."""
 
-    The value of ``Independent(Bernoulli(logits=ℓ), event_dims).log_prob(x)`` (torch's is
-    −BCE(ℓ, x) = log σ(ℓ) − (1 − x) ℓ per value; the same number, log σ(ℓ) = ℓ − softplus(ℓ)),
-    with x broadcast against ℓ and one full-size temporary: softplus, a fused multiply-subtract
-    and the sum, three passes over the logits (torch's route makes seven: 1 − x, its product
-    with ℓ, log σ with its buffer, the difference, the negation, the sum). Each term
-    softplus(ℓ_j) − x_j ℓ_j ≥ 0 for x_j ∈ [0, 1], so the sum does not cancel.
+
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int) -> torch.Tensor:
+    r"""Σ_j log Bernoulli(x_j; sigmoid(ℓ_j)) over the last ``event_dims`` dimensions, x broadcast against ℓ.
+
+    The value of ``Independent(Bernoulli(logits=ℓ), event_dims).log_prob(x)`` (torch takes
+    −BCE(ℓ, x) = log σ(ℓ) − (1 − x) ℓ per value, then the sum), in fewer passes over memory.
+    With gradients it is −Σ_j [softplus(ℓ_j) − x_j ℓ_j], whose terms are ≥ 0 for x_j ∈ [0, 1]
+    (the sum does not cancel). Without, the per-value logarithm is avoided:
+
+        softplus(ℓ) − x ℓ = ½ (|ℓ| + (1 − 2x) ℓ) − log σ(|ℓ|),
+        Σ_j log σ(|ℓ_j|) = Σ_groups log Π_{j ∈ group} σ(|ℓ_j|),
+
+    with groups of :data:`SIGMOID_GROUP` values: one sigmoid per value and one log per group
+    instead of an exp and a log1p per value (the first part is again a sum of terms ≥ 0).
+    Rounding σ(|ℓ|) to float32 costs at most 3·10⁻⁸ nats per value; the result agrees with
+    torch's to 10⁻⁵ relative (tests/eval/test_log_likelihood_fast.py).
     """
-    terms = F.softplus(logits)  # its backward reads ℓ, not this output: updating it in place is safe
-    return -_sum_event(terms.addcmul_(logits, x, value=-1.0), event_dims)
+    if torch.is_grad_enabled() and (logits.requires_grad or x.requires_grad):
+        terms = F.softplus(logits)  # its backward reads ℓ, not this output: updating it in place is safe
+        return -_sum_event(terms.addcmul_(logits, x, value=-1.0), event_dims)
+    logits = logits.flatten(-event_dims) if event_dims else logits.unsqueeze(-1)
+    x = x.flatten(-event_dims) if event_dims else x.unsqueeze(-1)
+    size = logits.shape[-1]
+    magnitude = logits.abs()
+    linear = torch.addcmul(magnitude, logits, 1.0 - 2.0 * x).sum(-1)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
+    sig = magnitude.sigmoid_()
+    whole = size - size % SIGMOID_GROUP
+    log_sig = sig[..., :whole].unflatten(-1, (whole // SIGMOID_GROUP, SIGMOID_GROUP)).prod(-1).log_().sum(-1)
+    if whole < size:
+        log_sig += sig[..., whole:].prod(-1).log_()
+    return log_sig.sub_(linear, alpha=0.5)
 
 
 def normal_log_prob(loc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, event_dims: int) -> torch.Tensor:
