@@ -56,6 +56,9 @@ def test_sample_quality_prints_every_score_and_the_classifier(runs, capsys):
     assert result["classifier_sha256"] == classifier_sha256(vaekit.load_classifier(runs / "clf"))
     assert result["split"] == "test" and result["sampler"] == "prior" and result["fd"] > 0
     assert main(args) == 0 and last_json(capsys)["fd"] == result["fd"]  # seeded samples and subsets
+    import json
+
+    assert json.loads((runs / "vae" / "sample_quality.json").read_text())["fd"] == result["fd"]  # what `vaekit report` shows
 
 
 def test_a_classifier_for_other_images_is_refused_naming_both_shapes(runs, tmp_path, capsys):
@@ -116,3 +119,12 @@ def test_a_fitted_gmm_sampler_is_scored(runs, tmp_path, capsys):
     assert main(["sample-quality", str(run), "--classifier", str(runs / "clf"), "-n", "30", "--sampler", "gmm", "--quiet"]) == 0
     result = last_json(capsys)
     assert result["sampler"] == "gmm" and result["n"] == 30 and result["fd"] > 0
+
+
+def test_the_reference_leaves_out_the_classes_the_run_was_trained_without(runs, tmp_path, capsys):
+    run = tmp_path / "vae"
+    shutil.copytree(runs / "vae", run)
+    (run / "train.yaml").write_text("model: vae\ndata: digits\nexclude_classes: [8]\n")
+    assert main(["sample-quality", str(run), "--classifier", str(runs / "clf"), "-n", "1000", "--quiet"]) == 0
+    result = last_json(capsys)
+    assert result["n_reference"] == int((vaekit.data.load_digits("test").y != 8).sum()) and "without classes [8]" in result["reference"]

@@ -242,4 +242,7 @@ def test_the_shipped_fashion_mnist_classifier_is_the_recorded_one_and_scores_sen
     real = sample_quality(test.x[:1000], train.x[:1000], clf, kid_subsets=10, kid_subset_size=500)
     noise = sample_quality(torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0)), train.x[:1000], clf,
                            kid_subsets=10, kid_subset_size=500)
-    assert noise["fd"] > 20 * real["fd"] and real["precision"] > 0.8 and real["recall"] > 0.8 > 0.2 > noise["precision"]
+    assert real["precision"] > 0.85 and real["recall"] > 0.85 and 0.8 < real["density"] < 1.2 and real["coverage"] > 0.9
+    assert noise["fd"] > 20 * real["fd"] and noise["kid"] > real["kid"] + 20 * noise["kid_std"]
+    assert noise["precision"] < real["precision"] - 0.15 and noise["density"] < real["density"] / 2
+    assert noise["recall"] < 0.05 and noise["coverage"] < 0.1

@@ -179,6 +179,8 @@ def _sampler(args: argparse.Namespace, model: Any) -> Callable[[], Any]:
 
 
 def cmd_sample_quality(args: argparse.Namespace) -> int:
+    import torch
+
     import vaekit
     from vaekit.errors import ConfigError
     from vaekit.eval.sample_quality import sample_quality
@@ -202,19 +204,30 @@ def cmd_sample_quality(args: argparse.Namespace) -> int:
         if getattr(args, key, None):
             settings[key] = getattr(args, key)
     split = "test" if _has_test_split(settings["data"]) else "train"
-    reference = _load_data(settings, split)[: args.n]
+    reference = _load_data(settings, split)
+    where = f"{split} images of {settings['data']}"
+    excluded = settings.get("exclude_classes")
+    if excluded and reference.y is not None and not args.data:  # the run learnt the data without these classes
+        reference = reference[~torch.isin(reference.y, torch.tensor(list(excluded)))]
+        where += f" without classes {list(excluded)}"
+    reference = reference[: args.n]
     draw = _sampler(args, model)
-    _say(args, f"sampling {args.n} images from {args.run} ({args.sampler}); reference: the first {len(reference)} "
-               f"{split} images of {settings['data']}")
+    _say(args, f"sampling {args.n} images from {args.run} ({args.sampler}); reference: the first {len(reference)} {where}")
     t0 = time.perf_counter()
     images = draw()
     scores = sample_quality(images, reference.x, classifier, batch_size=args.batch_size, k=args.k, seed=args.seed)
     result = {**scores, "run": str(args.run), "classifier": str(args.classifier), "sampler": args.sampler,
-              "data": settings["data"], "split": split, "n_reference": len(reference), "seconds": time.perf_counter() - t0}
+              "data": settings["data"], "split": split, "reference": where, "n_reference": len(reference),
+              "seconds": time.perf_counter() - t0}
     _say(args, f"FD {scores['fd']:.4g}  KID {scores['kid']:.4g} ± {scores['kid_std']:.2g}  precision {scores['precision']:.3f}  "
                f"recall {scores['recall']:.3f}  density {scores['density']:.3f}  coverage {scores['coverage']:.3f}  "
                f"(classifier {scores['classifier_sha256'][:12]}…)")
-    print(json.dumps(result, indent=2))
+    from vaekit._io import atomic_write_text
+    from vaekit.viz.report import SAMPLE_QUALITY_FILE
+
+    text = json.dumps(result, indent=2)
+    atomic_write_text(Path(args.run) / SAMPLE_QUALITY_FILE, text + "\n")  # `vaekit report RUN` shows it
+    print(text)
     return 0
 
 
@@ -238,7 +251,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
 
-    p = sub.add_parser("sample-quality", help="FD, KID, precision/recall, density/coverage of a run's samples (JSON)")
+    p = sub.add_parser("sample-quality", help="FD, KID, precision/recall, density/coverage of a run's samples (JSON; also RUN/sample_quality.json)")
     p.add_argument("run", help="run folder written by `vaekit train` (or model.save)")
     p.add_argument("--classifier", required=True, help="folder written by `vaekit train-classifier` on the same kind of data")
     p.add_argument("-n", type=_positive_int, default=10_000, help="samples to draw (and at most as many reference images); default 10000")

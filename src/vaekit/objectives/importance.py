@@ -20,6 +20,11 @@ __all__ = ["importance_terms", "importance_terms_at", "log_importance_weights", 
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
+DECODE_BLOCK = 1024
+"""Codes decoded per decoder call when scoring importance samples: small enough that the
+decoded parameters (1024 × 784 values, 3 MiB) are still in cache when log p(x|z) reads them,
+large enough that the decoder's matrix products run at full speed."""
+
 
 def importance_terms(
     model: "LatentVariableModel", x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None, *, decoder_dtype: torch.dtype | None = None
@@ -136,11 +141,24 @@ def _prior_log_prob(model: "LatentVariableModel", z: torch.Tensor) -> torch.Tens
 def _example_major_terms(
     model: "LatentVariableModel", x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, y: torch.Tensor | None, decoder_dtype: torch.dtype | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(x_b|z_bk) and log p(z_bk) − log q(z_bk|x_b), each (B, K), for draws z (B, K, D) with log q (B, K)."""
+    """log p(x_b|z_bk) and log p(z_bk) − log q(z_bk|x_b), each (B, K), for draws z (B, K, D) with log q (B, K).
+
+    The codes are decoded and scored in tiles of at most :data:`DECODE_BLOCK` codes: several
+    whole examples when K is small, a run of one example's draws otherwise.
+    """
     b, k = z.shape[:2]
-    flat_z = z.reshape(b * k, *z.shape[2:])
-    flat_y = None if y is None else y.repeat_interleave(k, dim=0)
-    lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(flat_z.device.type, dtype=decoder_dtype)
-    with lower:
-        px = model.decode(flat_z, flat_y)
-    return log_prob_repeated(px, x, k), _prior_log_prob(model, z) - log_q
+    examples, draws = (max(1, DECODE_BLOCK // k), k) if k < DECODE_BLOCK else (1, DECODE_BLOCK)
+    lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(z.device.type, dtype=decoder_dtype)
+    rows = []
+    for first in range(0, b, examples):
+        xs, ys = x[first : first + examples], None if y is None else y[first : first + examples]
+        parts = []
+        for start in range(0, k, draws):
+            tile = z[first : first + examples, start : start + draws]
+            n = tile.shape[1]
+            with lower:
+                px = model.decode(tile.reshape(-1, *z.shape[2:]), None if ys is None else ys.repeat_interleave(n, dim=0))
+            parts.append(log_prob_repeated(px, xs, n))
+        rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
+    log_px_z = rows[0] if len(rows) == 1 else torch.cat(rows)
+    return log_px_z, _prior_log_prob(model, z) - log_q
