@@ -99,7 +99,7 @@ def test_anomaly_on_a_labelled_csv_with_a_vae(tmp_path, capsys):
         (["anomaly", "{run}"], "give --normal-class and/or --anomaly-class"),
         (["anomaly", "{run}", "--normal-class", "0", "--anomaly-class", "0"], "both normal and anomalous"),
         (["anomaly", "{run}", "--anomaly-class", "12"], "do not occur"),
-        (["anomaly", "{run}", "--score", "log_likelihood", "--normal-class", "1"], "needs a model with a prior"),
+        (["anomaly", "{run}", "--score", "log_likelihood", "--normal-class", "1"], "needs a model with a likelihood bound"),
         (["denoise", "{run}", "--noise", "speckle:0.3"], "unknown noise"),
         (["compress", "{run}", "--bits", "64"], "--bits must be in 1..32"),
         (["classify", "{run}", "--data", "{csv}"], "needs class labels"),

@@ -89,7 +89,7 @@ def test_errors_name_the_problem():
         model.loss(x)
     with pytest.raises(ConfigError, match="needs y"):
         model.sample(2)
-    with pytest.raises(DataError, match="y has 2 rows but x has 3"):
+    with pytest.raises(DataError, match=r"y has shape \(2,\) but x has 3 rows"):
         model.loss(x, torch.tensor([0, 1]))
     with pytest.raises(DataError, match="rows"):
         model.sample(3, y=torch.tensor([0, 1]))
