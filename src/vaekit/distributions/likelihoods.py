@@ -139,25 +139,30 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int) -
         Σ_j log σ(|ℓ_j|) = Σ_groups log Π_{j ∈ group} σ(|ℓ_j|),
 
     with groups of :data:`SIGMOID_GROUP` values: one sigmoid per value and one log per group
-    instead of an exp and a log1p per value (torch's softplus costs four times a sigmoid), in
-    one working buffer. The first part is again a sum of terms ≥ 0. Rounding σ(|ℓ|) to
-    float32 costs at most 3·10⁻⁸ nats per value; the result agrees with torch's to 10⁻⁵
-    relative (tests/eval/test_log_likelihood_fast.py).
+    instead of an exp and a log1p per value (torch's softplus costs about four sigmoids). The
+    first part is again a sum of terms ≥ 0. Rounding σ(|ℓ|) to float32 costs at most 3·10⁻⁸
+    nats per value; the result agrees with torch's to 10⁻⁵ relative
+    (tests/eval/test_log_likelihood_fast.py).
     """
     if torch.is_grad_enabled() and (logits.requires_grad or x.requires_grad):
         terms = F.softplus(logits)  # its backward reads ℓ, not this output: updating it in place is safe
         return -_sum_event(terms.addcmul_(logits, x, value=-1.0), event_dims)
     logits = logits.flatten(-event_dims) if event_dims else logits.unsqueeze(-1)
     x = x.flatten(-event_dims) if event_dims else x.unsqueeze(-1)
-    work = logits.abs()
-    twice_linear = work.addcmul_(logits, 1.0 - 2.0 * x).sum(-1)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
-    sig = torch.abs(logits, out=work).sigmoid_()
-    size = sig.shape[-1]
-    whole = size - size % SIGMOID_GROUP
-    log_sig = sig[..., :whole].unflatten(-1, (whole // SIGMOID_GROUP, SIGMOID_GROUP)).prod(-1).log_().sum(-1)
-    if whole < size:
-        log_sig += sig[..., whole:].prod(-1).log_()
+    magnitude = logits.abs()
+    log_sig = _sum_log_grouped(torch.sigmoid(magnitude))
+    twice_linear = magnitude.addcmul_(logits, 1.0 - 2.0 * x).sum(-1)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
     return log_sig.sub_(twice_linear, alpha=0.5)
+
+
+def _sum_log_grouped(values: torch.Tensor) -> torch.Tensor:
+    """Σ log v over the last dimension for v ∈ [½, 1]: one log per :data:`SIGMOID_GROUP` values (their product)."""
+    size = values.shape[-1]
+    whole = size - size % SIGMOID_GROUP
+    total = values[..., :whole].unflatten(-1, (whole // SIGMOID_GROUP, SIGMOID_GROUP)).prod(-1).log_().sum(-1)
+    if whole < size:
+        total += values[..., whole:].prod(-1).log_()
+    return total
 
 
 def normal_log_prob(loc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, event_dims: int) -> torch.Tensor:
@@ -194,9 +199,11 @@ def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int) -> torch.
 
     The scores of importance sampling: example b under each of its R codes z_{b,r}. Equal to
     ``px.log_prob(x.repeat_interleave(R, 0)).view(B, R)``, but x is broadcast over the R codes
-    instead of copied, and the heads of this module take fused sums
+    instead of copied, and the heads of this module (exactly ``Independent`` of torch's
+    ``Bernoulli`` or ``Normal``, or of :class:`DiscretizedLogistic`) take fused sums
     (:func:`bernoulli_log_prob`, :func:`normal_log_prob`). Parameters from a bf16 decoder
-    pass are scored in x's precision. Any other distribution is scored by its own ``log_prob``.
+    pass are scored in x's precision. Any other distribution, subclasses included, is scored
+    by its own ``log_prob`` on x repeated.
 
     Arguments:
         px: p(x|z) with batch shape (B·R,) and event shape ``x.shape[1:]``.
@@ -210,14 +217,14 @@ def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int) -> torch.
                 [-2.0794, -2.0794]])
     """
     event_dims = x.dim() - 1
-    base = px.base_dist if isinstance(px, Independent) and px.reinterpreted_batch_ndims == event_dims else None
+    base = px.base_dist if type(px) is Independent and px.reinterpreted_batch_ndims == event_dims else None
     xr = x.unsqueeze(1)  # (B, 1, *event): broadcast over the R codes
-    if isinstance(base, Bernoulli):  # torch scores a Bernoulli by its logits too
+    if type(base) is Bernoulli:  # torch scores a Bernoulli by its logits too
         return bernoulli_log_prob(_regroup(_at_precision(base.logits, x), repeats), xr, event_dims)
-    if isinstance(base, Normal):
+    if type(base) is Normal:
         loc, scale = (_at_precision(t, x) for t in (base.loc, base.scale))
         return normal_log_prob(_regroup(loc, repeats), _regroup(scale, repeats), xr, event_dims)
-    if isinstance(base, DiscretizedLogistic):
+    if type(base) is DiscretizedLogistic:
         loc, scale = (_regroup(_at_precision(t, x), repeats) for t in (base.loc, base.scale))
         return _sum_event(DiscretizedLogistic(loc, scale, base.num_bins).log_prob(xr), event_dims)
     return px.log_prob(x.repeat_interleave(repeats, dim=0)).view(x.shape[0], repeats)

@@ -16,12 +16,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["log_likelihood", "check_model_input", "has_likelihood", "MAX_CODES_PER_CHUNK", "PRECISIONS", "examples_per_chunk"]
 
-MAX_CODES_PER_CHUNK = 4096
-"""Upper bound on the number of latent codes decoded at once (memory stays bounded for any K).
+MAX_CODES_PER_CHUNK = 16_384
+"""Upper bound on the number of latent codes drawn, and decoded, at once: memory stays bounded for any K.
 
-Also the chunk that is fastest to score: 4096 codes of a 784-value image are 12.5 MiB of
-logits, which stay in cache for the passes after the decoder, while the decoder's
-matrix products are as fast per code as at 32 768 (``benchmarks/loglik_speed.py --chunks``)."""
+A chunk's codes (16 examples × K = 1000 by default, so each example is encoded once) are
+decoded in tiles of at most :data:`vaekit.objectives.importance.DECODE_BLOCK` codes."""
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """Decoder precisions of :func:`log_likelihood`: the dtype its decoder pass runs in (None: the model's)."""

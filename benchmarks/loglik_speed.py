@@ -1,0 +1,176 @@
+"""Speed of ``vaekit.log_likelihood`` against a bare forward pass of the same decoder, side by side.
+
+The model is the reference MLP VAE (784-512-512-32 and back, Bernoulli likelihood; weights
+as created, or a trained one with ``--model DIR``: the speed does not depend on them). In one
+process, with the same torch threads, each round times in turn
+
+* ``bare``  — ``model.decoder(z)`` over exactly the decoder calls that ``log_likelihood``
+              makes (the same number of codes, in calls of the same sizes, recorded from a
+              run of it), with nothing else: no encoder, sampling, densities or logsumexp;
+* ``vaekit``— ``vaekit.log_likelihood(model, x, K)`` on the same B images (fp32);
+* ``bf16``  — with ``--bf16``: the same call with ``precision="bf16"``.
+
+Reported: medians over the rounds of images/s and of the per-round ratio vaekit/bare (1 is
+the decoder's own speed), the estimated time for 10 000 test images, the load average, and
+with ``--bf16`` the mean |Δ log p(x)| per image of bf16 against fp32 on the same codes (same
+seed; the recorded decoder inputs are checked to be identical) and its speed ratio bf16/fp32.
+Wall-clock (``time.perf_counter``) ratios are the figure asked for; the ratio of the whole
+process's CPU time (``time.process_time``) is printed beside it, since on a loaded machine
+wall time also counts the time the scheduler gives to others.
+
+    OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py [--images 16] [--samples 1000] [--rounds 7]
+    OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --bf16 --model runs/bench/fashion-mnist/vae/seed0 --data fashion-mnist
+    OMP_NUM_THREADS=1 python benchmarks/loglik_speed.py --blocks 256 512 1024 2048   # the decoder call size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+
+import vaekit
+from vaekit.objectives import importance
+
+
+def reference_model(directory: str | None) -> vaekit.LatentVariableModel:
+    if directory:
+        return vaekit.load(directory)
+    torch.manual_seed(0)
+    return vaekit.create("vae", input_shape=(1, 28, 28), latent_dim=32, arch="mlp", hidden_dims=(512, 512), likelihood="bernoulli")
+
+
+def images(source: str, count: int) -> torch.Tensor:
+    if source == "fashion-mnist":
+        from vaekit.data import load_fashion_mnist, static_binarize
+
+        return static_binarize(load_fashion_mnist("test").x[:count])
+    return torch.rand(count, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bernoulli()
+
+
+def decoder_calls(model: vaekit.LatentVariableModel, run) -> list[torch.Tensor]:
+    """The inputs of every decoder call that ``run()`` makes, in order."""
+    seen: list[torch.Tensor] = []
+    hook = model.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    try:
+        run()
+    finally:
+        hook.remove()
+    return seen
+
+
+def cpu_bf16() -> dict[str, object]:
+    """What this CPU offers for bf16: torch's dispatch level and the bf16 flags lscpu lists."""
+    try:
+        flags = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        flags = ""
+    names = sorted({w for w in flags.split() if "bf16" in w or w.startswith("amx")})
+    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "lscpu_bf16_flags": names,
+            "avx512_bf16": "avx512_bf16" in names, "amx_bf16": "amx_bf16" in names}
+
+
+def timed(run) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str, object]:
+    """Interleaved rounds of the bare decoder, log_likelihood in fp32 and (optionally) in bf16."""
+    sizes = [z.shape[0] for z in decoder_calls(model, lambda: vaekit.log_likelihood(model, x, k))]
+    codes = torch.randn(max(sizes), model.latent_dim)
+
+    @torch.no_grad()
+    def bare() -> None:
+        for n in sizes:
+            model.decoder(codes[:n])
+
+    runs = {"bare": bare, "vaekit": lambda: vaekit.log_likelihood(model, x, k)}
+    if bf16:
+        runs["bf16"] = lambda: vaekit.log_likelihood(model, x, k, precision="bf16")
+    for run in runs.values():  # warm-up
+        run()
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(rounds):
+        for name, run in runs.items():
+            w, c = timed(run)
+            wall[name].append(w)
+            cpu[name].append(c)
+        print(f"round {r + 1}: " + ", ".join(f"{n} {x.shape[0] / v[-1]:.1f} img/s" for n, v in wall.items()), flush=True)
+    med = {name: statistics.median(v) for name, v in wall.items()}
+    result = {
+        "images_per_s": {name: x.shape[0] / t for name, t in med.items()},
+        "ratio_vaekit_over_bare": statistics.median(b / v for b, v in zip(wall["bare"], wall["vaekit"])),
+        "ratio_vaekit_over_bare_cpu_time": statistics.median(b / v for b, v in zip(cpu["bare"], cpu["vaekit"])),
+        "seconds_for_10000_images": 10_000 * med["vaekit"] / x.shape[0],
+        "decoder_calls": len(sizes),
+        "codes_per_decoder_call": max(sizes),
+    }
+    if bf16:
+        result["ratio_bf16_over_fp32"] = statistics.median(f / b for f, b in zip(wall["vaekit"], wall["bf16"]))
+        result["ratio_bf16_over_bare"] = statistics.median(b / f for b, f in zip(wall["bare"], wall["bf16"]))
+        result["seconds_for_10000_images_bf16"] = 10_000 * med["bf16"] / x.shape[0]
+    return result
+
+
+def bf16_error(model, x: torch.Tensor, k: int, seed: int = 0) -> dict[str, float | bool]:
+    """mean |Δ log p(x)| per image, bf16 against fp32, on the same codes (same seed, checked)."""
+    values, codes = {}, {}
+    for precision in ("fp32", "bf16"):
+        def run(precision: str = precision) -> None:
+            torch.manual_seed(seed)
+            values[precision] = vaekit.log_likelihood(model, x, k, precision=precision)
+
+        codes[precision] = decoder_calls(model, run)
+    same = len(codes["fp32"]) == len(codes["bf16"]) and all(torch.equal(a, b) for a, b in zip(codes["fp32"], codes["bf16"]))
+    delta = (values["bf16"] - values["fp32"]).abs()
+    return {"same_codes": same, "mean_abs_delta_nats": float(delta.mean()), "max_abs_delta_nats": float(delta.max()),
+            "mean_log_px_fp32": float(values["fp32"].mean()), "images": x.shape[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=16, help="B, images per timed call")
+    parser.add_argument("--samples", type=int, default=1000, help="K, importance samples")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--model", help="a saved model directory (default: the reference VAE as created, seed 0)")
+    parser.add_argument("--data", default="random", choices=["random", "fashion-mnist"], help="binary images to score")
+    parser.add_argument("--bf16", action="store_true", help="also time precision='bf16' and measure its error against fp32")
+    parser.add_argument("--error-images", type=int, default=200, help="images for the bf16 error")
+    parser.add_argument("--blocks", type=int, nargs="+", help="sweep the codes per decoder call (importance.DECODE_BLOCK)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    model = reference_model(args.model).eval()
+    x = images(args.data, args.images)
+    load_before = os.getloadavg()
+    result: dict[str, object] = {"threads": torch.get_num_threads(), "images": args.images, "samples": args.samples,
+                                 "rounds": args.rounds, "torch": torch.__version__, "model": args.model or "reference VAE, untrained (seed 0)",
+                                 "data": args.data, "cpu": cpu_bf16(), "decode_block": importance.DECODE_BLOCK}
+    if args.blocks:
+        sweep = {}
+        for block in args.blocks:
+            importance.DECODE_BLOCK = block
+            print(f"-- {block} codes per decoder call")
+            sweep[block] = measure(model, x, args.samples, args.rounds, bf16=False)
+        result["blocks"] = sweep
+    else:
+        result.update(measure(model, x, args.samples, args.rounds, args.bf16))
+        if args.bf16:
+            result["bf16_error"] = bf16_error(model, images(args.data, args.error_images), args.samples)
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
