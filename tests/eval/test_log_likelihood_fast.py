@@ -64,7 +64,7 @@ def recorded_run(monkeypatch, model, x, y, num_samples, **kwargs):
     inputs, scored = [], []
     hook = model.decoder.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach().clone()))
     original = importance.log_prob_repeated
-    monkeypatch.setattr(importance, "log_prob_repeated", lambda px, xs, r: scored.append((xs.clone(), r)) or original(px, xs, r))
+    monkeypatch.setattr(importance, "log_prob_repeated", lambda px, xs, r, work=None: scored.append((xs.clone(), r)) or original(px, xs, r, work))
     try:
         result = vaekit.log_likelihood(model, x, num_samples, y=y, **kwargs)
     finally:
