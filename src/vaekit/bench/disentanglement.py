@@ -1,6 +1,6 @@
 """The ``sprites`` suite: five models × seeds on the procedural sprites, five disentanglement metrics (mean ± sd), traversals.
 
-Every model has the same body and budget: MLP 1024-512-256-10 and back (Bernoulli
+Every model has the same body and budget: MLP 512-256-10 and back (Bernoulli
 likelihood; an MLP as in the β-VAE and β-TC-VAE papers' dSprites experiments, smaller),
 Adam 1e-3, batch 64, 40 epochs of a seeded subset of 20 000 32×32 sprites
 (``vaekit.data.load_sprites``: 12 500 steps, against 300 000 in Locatello et al.); its

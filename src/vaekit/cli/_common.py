@@ -51,7 +51,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"epochs": 150, "batch_size": 32, "latent_dim": 8, "arch": "mlp", "hidden_dims": [256, 128]},
-    "sprites": {"epochs": 40, "batch_size": 64, "latent_dim": 10, "arch": "mlp", "hidden_dims": [1024, 512, 256]},
+    "sprites": {"epochs": 40, "batch_size": 64, "latent_dim": 10, "arch": "mlp", "hidden_dims": [512, 256]},
 }
 """Defaults that differ for a data set, between :data:`TRAIN_DEFAULTS` and the YAML/flags.
 
