@@ -16,11 +16,15 @@ with ``--bf16`` the mean |Δ log p(x)| per image of bf16 against fp32 on the sam
 seed; the recorded decoder inputs are checked to be identical) and its speed ratio bf16/fp32.
 Wall-clock (``time.perf_counter``) ratios are the figure asked for; the ratio of the whole
 process's CPU time (``time.process_time``) is printed beside it, since on a loaded machine
-wall time also counts the time the scheduler gives to others.
+wall time also counts the time the scheduler gives to others. ``parallel_op_ms``, the median
+time of one small parallel op, tells whether a run had OpenMP's spin-waiting stall every
+parallel region on an oversubscribed machine (milliseconds instead of ~0.1 ms; then counts
+of calls set the times, and ``OMP_WAIT_POLICY=PASSIVE`` removes the stalls).
 
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py [--images 16] [--samples 1000] [--rounds 7]
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --bf16 --model runs/bench/fashion-mnist/vae/seed0 --data fashion-mnist
     OMP_NUM_THREADS=1 python benchmarks/loglik_speed.py --blocks 256 512 1024 2048   # the decoder call size
+    OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --data fashion-mnist --images 10000 --rounds 1   # the whole test set
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import time
 import torch
 
 import vaekit
+from vaekit.eval.likelihood import examples_per_chunk
 from vaekit.objectives import importance
 
 
@@ -75,6 +80,19 @@ def cpu_bf16() -> dict[str, object]:
             "avx512_bf16": "avx512_bf16" in names, "amx_bf16": "amx_bf16" in names}
 
 
+def parallel_op_ms() -> float:
+    """Median wall time of one small parallel op (|v| for 400k values, ~0.1 ms on an idle core):
+    on an oversubscribed machine with OpenMP's default spin-waiting, every parallel region can
+    wait several milliseconds for a descheduled thread, and then counts of calls, not FLOPs, set the times."""
+    v = torch.randn(400_000)
+    times = []
+    for _ in range(21):
+        start = time.perf_counter()
+        v.abs()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
 def timed(run) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     run()
@@ -82,8 +100,16 @@ def timed(run) -> tuple[float, float]:
 
 
 def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str, object]:
-    """Interleaved rounds of the bare decoder, log_likelihood in fp32 and (optionally) in bf16."""
-    sizes = [z.shape[0] for z in decoder_calls(model, lambda: vaekit.log_likelihood(model, x, k))]
+    """Interleaved rounds of the bare decoder, log_likelihood in fp32 and (optionally) in bf16.
+
+    The bare decoder replays the decoder calls recorded from ``log_likelihood``: on all of x,
+    or for a large x (a whole test set) on its first chunk of examples, repeated once per chunk.
+    """
+    chunk = examples_per_chunk(k)
+    probe = x if x.shape[0] <= 4 * chunk else x[:chunk]
+    if probe is not x and x.shape[0] % chunk:
+        raise SystemExit(f"--images must be a multiple of {chunk} (the examples per chunk at K={k}) beyond {4 * chunk}")
+    sizes = [z.shape[0] for z in decoder_calls(model, lambda: vaekit.log_likelihood(model, probe, k))] * (x.shape[0] // probe.shape[0])
     codes = torch.randn(max(sizes), model.latent_dim)
 
     @torch.no_grad()
@@ -94,8 +120,9 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
     runs = {"bare": bare, "vaekit": lambda: vaekit.log_likelihood(model, x, k)}
     if bf16:
         runs["bf16"] = lambda: vaekit.log_likelihood(model, x, k, precision="bf16")
-    for run in runs.values():  # warm-up
-        run()
+    if probe is x:
+        for run in runs.values():  # warm-up
+            run()
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(rounds):
@@ -105,9 +132,11 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
             cpu[name].append(c)
         print(f"round {r + 1}: " + ", ".join(f"{n} {x.shape[0] / v[-1]:.1f} img/s" for n, v in wall.items()), flush=True)
     med = {name: statistics.median(v) for name, v in wall.items()}
+    ratios = [b / v for b, v in zip(wall["bare"], wall["vaekit"])]
     result = {
         "images_per_s": {name: x.shape[0] / t for name, t in med.items()},
-        "ratio_vaekit_over_bare": statistics.median(b / v for b, v in zip(wall["bare"], wall["vaekit"])),
+        "ratio_vaekit_over_bare": statistics.median(ratios),
+        "ratio_vaekit_over_bare_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
         "ratio_vaekit_over_bare_cpu_time": statistics.median(b / v for b, v in zip(cpu["bare"], cpu["vaekit"])),
         "seconds_for_10000_images": 10_000 * med["vaekit"] / x.shape[0],
         "decoder_calls": len(sizes),
@@ -137,14 +166,14 @@ def bf16_error(model, x: torch.Tensor, k: int, seed: int = 0) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=16, help="B, images per timed call")
+    parser.add_argument("--images", type=int, default=16, help="B, images per timed call (10000 with --data fashion-mnist: the whole test set)")
     parser.add_argument("--samples", type=int, default=1000, help="K, importance samples")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--model", help="a saved model directory (default: the reference VAE as created, seed 0)")
     parser.add_argument("--data", default="random", choices=["random", "fashion-mnist"], help="binary images to score")
     parser.add_argument("--bf16", action="store_true", help="also time precision='bf16' and measure its error against fp32")
     parser.add_argument("--error-images", type=int, default=200, help="images for the bf16 error")
-    parser.add_argument("--blocks", type=int, nargs="+", help="sweep the codes per decoder call (importance.DECODE_BLOCK)")
+    parser.add_argument("--blocks", type=int, nargs="+", help="sweep the codes per decoder call and thread (importance.DECODE_BLOCK)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
@@ -153,12 +182,13 @@ def main() -> None:
     load_before = os.getloadavg()
     result: dict[str, object] = {"threads": torch.get_num_threads(), "images": args.images, "samples": args.samples,
                                  "rounds": args.rounds, "torch": torch.__version__, "model": args.model or "reference VAE, untrained (seed 0)",
-                                 "data": args.data, "cpu": cpu_bf16(), "decode_block": importance.DECODE_BLOCK}
+                                 "data": args.data, "cpu": cpu_bf16(), "decode_block": importance.decode_block(),
+                                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "parallel_op_ms": parallel_op_ms()}
     if args.blocks:
         sweep = {}
         for block in args.blocks:
             importance.DECODE_BLOCK = block
-            print(f"-- {block} codes per decoder call")
+            print(f"-- {importance.decode_block()} codes per decoder call")
             sweep[block] = measure(model, x, args.samples, args.rounds, bf16=False)
         result["blocks"] = sweep
     else:

@@ -75,7 +75,7 @@ def recorded_run(monkeypatch, model, x, y, num_samples, **kwargs):
 
 GEOMETRIES = {
     "many examples per decoder call": dict(max_codes=8, block=1024, batch_size=3),  # chunks of 2 draws × 3 examples
-    "one example's draws split": dict(max_codes=64, block=4, batch_size=3),  # chunks of 20 draws, tiles of 4
+    "one example's draws split": dict(max_codes=64, block=4, batch_size=3),  # chunks of 20 draws, tiles of 4 per thread
 }
 
 
@@ -92,7 +92,7 @@ def test_log_likelihood_equals_torch_distributions_on_the_same_codes(monkeypatch
     x = data_for(likelihood, 5)
     torch.manual_seed(3)
     fast, tiles, peak = recorded_run(monkeypatch, model, x, None, 20, batch_size=g["batch_size"])
-    assert peak <= min(g["max_codes"], g["block"])  # memory: never more codes decoded at once than the limits allow
+    assert peak <= min(g["max_codes"], importance.decode_block())  # memory: never more codes decoded at once than the limits allow
     assert len(tiles) > 1
     torch.testing.assert_close(fast, reference_log_likelihood(model, x, None, 20, tiles), rtol=1e-6, atol=1e-4)
 
@@ -109,7 +109,7 @@ def test_conditional_model_scores_each_code_with_its_own_label(monkeypatch):
 
 def test_default_batch_fills_one_chunk_and_encodes_each_example_once(monkeypatch):
     monkeypatch.setattr(likelihood_module, "MAX_CODES_PER_CHUNK", 100)
-    monkeypatch.setattr(importance, "DECODE_BLOCK", 30)
+    monkeypatch.setattr(importance, "DECODE_BLOCK", 7)
     model = small_model("bernoulli", "diagonal")
     encoded = []
     model.encoder.register_forward_pre_hook(lambda module, args: encoded.append(args[0].shape[0]))

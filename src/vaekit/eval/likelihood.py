@@ -20,7 +20,7 @@ MAX_CODES_PER_CHUNK = 16_384
 """Upper bound on the number of latent codes drawn, and decoded, at once: memory stays bounded for any K.
 
 A chunk's codes (16 examples × K = 1000 by default, so each example is encoded once) are
-decoded in tiles of at most :data:`vaekit.objectives.importance.DECODE_BLOCK` codes."""
+decoded in tiles of at most :func:`vaekit.objectives.importance.decode_block` codes (512 per thread)."""
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """Decoder precisions of :func:`log_likelihood`: the dtype its decoder pass runs in (None: the model's)."""
@@ -50,8 +50,8 @@ def has_likelihood(model: "LatentVariableModel") -> bool:
 def examples_per_chunk(num_samples: int) -> int:
     """Examples scored together by default: as many as fill one chunk with all K of their codes (at least 1).
 
-    Each example is then encoded once and its K codes decoded in as few, as large, chunks as
-    :data:`MAX_CODES_PER_CHUNK` allows (K = 1000: 4 examples, 4000 codes, one chunk).
+    Each example is then encoded once and its K codes drawn in as few chunks as
+    :data:`MAX_CODES_PER_CHUNK` allows (K = 1000: 16 examples, 16 000 codes, one chunk).
     """
     return max(1, MAX_CODES_PER_CHUNK // num_samples)
 
@@ -75,10 +75,11 @@ def log_likelihood(
     K-sample IWAE bound). The K samples are drawn in chunks and combined with a running
     logsumexp, so memory is bounded by ``MAX_CODES_PER_CHUNK`` decoded codes whatever K.
 
-    The cost is the decoder's: each example is encoded once per chunk, its K codes are decoded
-    example by example, and log p(x|z_k) is scored without copying x
-    (:func:`vaekit.distributions.likelihoods.log_prob_repeated`). Measured on the reference
-    MLP VAE (784-512-512-32, Bernoulli), K = 1000: see ``benchmarks/loglik_speed.py``.
+    Most of the cost is the decoder's: each example is encoded once per chunk, its K codes are
+    decoded example by example in cache-sized tiles, log q(z|x) of a diagonal Gaussian comes
+    from ε, and log p(x|z_k) is scored without copying x, in fused sums
+    (:func:`vaekit.distributions.likelihoods.log_prob_repeated`). ``benchmarks/loglik_speed.py``
+    times it against the bare decoder on the same codes.
 
     Arguments:
         model: a model with a prior and a probabilistic decoder.
@@ -89,8 +90,9 @@ def log_likelihood(
             as fill one chunk of ``MAX_CODES_PER_CHUNK`` codes; at most that many).
         precision: "fp32" (default), or "bf16" to run the decoder pass under bfloat16
             autocast; sampling, log q(z|x), log p(z), the scoring of x and the logsumexp stay
-            in the model's precision. Faster where the CPU has bf16 arithmetic (avx512_bf16,
-            AMX); its error against fp32 is measured by ``benchmarks/loglik_speed.py --bf16``.
+            in the model's precision. Faster only where bf16 matrix products are (GPUs, CPUs
+            with AMX); ``benchmarks/loglik_speed.py --bf16`` measures its speed and its error
+            against fp32 on the same codes.
         progress: show a progress bar.
 
     Example:

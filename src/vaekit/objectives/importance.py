@@ -16,15 +16,15 @@ from vaekit.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from vaekit.models.model import LatentVariableModel
 
-__all__ = ["importance_terms", "importance_terms_at", "log_importance_weights", "diagonal_gaussian_draws"]
+__all__ = ["importance_terms", "importance_terms_at", "log_importance_weights", "diagonal_gaussian_draws", "decode_block"]
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 DECODE_BLOCK = 512
-"""Codes decoded per decoder call when scoring importance samples: small enough that the
-decoded parameters (512 × 784 values, 1.6 MiB) are still in a core's cache when log p(x|z)
-reads them, large enough that the decoder's matrix products run at full speed per code
-(``benchmarks/loglik_speed.py --blocks`` measures 256 to 4096)."""
+"""Codes decoded per decoder call and per intra-op thread when scoring importance samples
+(:func:`decode_block`): small enough that a thread's share of the decoded parameters (512 × 784
+values, 1.6 MiB) is still in its core's cache when log p(x|z) reads it, large enough that the
+decoder's matrix products run at full speed per code (``benchmarks/loglik_speed.py --blocks``)."""
 
 
 def importance_terms(
@@ -35,7 +35,7 @@ def importance_terms(
 
     Their batch means are the reconstruction and (minus) the Monte-Carlo KL that
     importance-weighted objectives report. Reparameterised, so gradients flow through
-    every term. The K·B codes are decoded in tiles of at most :data:`DECODE_BLOCK`.
+    every term. The K·B codes are decoded in tiles of at most :func:`decode_block` codes.
 
     A diagonal Gaussian q(z|x) is sampled by :func:`diagonal_gaussian_draws` (log q from ε,
     survey §2.8); any other by :func:`~vaekit.distributions.sample_with_log_prob`. A model whose proposal
@@ -78,7 +78,7 @@ def importance_terms_at(
     r"""log p(x|z_k) and log p(z_k) − log q(z_k|x), each (K, B), at given draws z (K, B, D) with log q (K, B).
 
     The codes are decoded example by example (the K codes of x_b are consecutive) in tiles of
-    at most :data:`DECODE_BLOCK`, and :func:`~vaekit.distributions.likelihoods.log_prob_repeated`
+    at most :func:`decode_block` codes, and :func:`~vaekit.distributions.likelihoods.log_prob_repeated`
     scores each x_b against its decoded distributions without copying x K times.
     :func:`importance_terms` draws z from q(z|x); a model with its own proposal draws (e.g.
     exact one-hot codes for categorical latents) calls this.
@@ -123,6 +123,12 @@ def diagonal_gaussian_draws(q: Distribution, num_samples: int) -> tuple[torch.Te
     return z, log_q
 
 
+def decode_block() -> int:
+    """Codes per decoder call: :data:`DECODE_BLOCK` for each of torch's intra-op threads (fewer,
+    larger calls with more threads, each thread's share the same)."""
+    return DECODE_BLOCK * max(1, torch.get_num_threads())
+
+
 def _is_diagonal_gaussian(q: Distribution, batch_dims: int = 1) -> bool:
     """Whether q is exactly ``Independent(Normal(μ, σ), 1)`` (no subclass) with ``batch_dims`` batch dimensions."""
     return (type(q) is Independent and type(q.base_dist) is Normal and q.reinterpreted_batch_ndims == 1
@@ -149,11 +155,12 @@ def _example_major_terms(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(x_b|z_bk) and log p(z_bk) − log q(z_bk|x_b), each (B, K), for draws z (B, K, D) with log q (B, K).
 
-    The codes are decoded and scored in tiles of at most :data:`DECODE_BLOCK` codes: several
+    The codes are decoded and scored in tiles of at most :func:`decode_block` codes: several
     whole examples when K is small, a run of one example's draws otherwise.
     """
     b, k = z.shape[:2]
-    examples, draws = (max(1, DECODE_BLOCK // k), k) if k < DECODE_BLOCK else (1, DECODE_BLOCK)
+    block = decode_block()
+    examples, draws = (max(1, block // k), k) if k < block else (1, block)
     lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(z.device.type, dtype=decoder_dtype)
     work = None if torch.is_grad_enabled() else x.new_empty(2 * min(b, examples) * min(k, draws) * x[0].numel())  # scoring scratch, all tiles
     rows = []
