@@ -247,7 +247,7 @@ class Sampler:
         if not self.saved:
             raise ConfigError(f"a {self.kind} sampler is part of the model: there is nothing to save")
         run = Path(run)
-        on_disk = _saved_model_digest(run)
+        on_disk = saved_model_digest(run)
         if on_disk != self.model_sha256_:
             raise ConfigError(f"the model saved in {run} is not the one this sampler was fitted to (weights digest "
                               f"{on_disk[:12]}… vs {self.model_sha256_[:12]}…); fit the sampler to vaekit.load({str(run)!r}), "
@@ -308,8 +308,11 @@ def fitted_kinds(run: str | Path) -> list[str]:
     return sorted(k for k, c in Sampler._KINDS.items() if c.saved and sampler_files(run, k)[1].is_file())
 
 
-def _saved_model_digest(run: Path) -> str:
-    """The weights digest of the model saved in ``run``: from its header, or computed when it has none."""
+def saved_model_digest(run: Path) -> str:
+    """The weights digest of the model saved in ``run``: from its header, or computed when it has none.
+
+    What a file fitted after training (a sampler, a VQ-VAE's code prior) records to name its model.
+    """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 

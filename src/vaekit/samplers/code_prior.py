@@ -28,13 +28,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 
 from vaekit.distributions.pixelcnn import GatedPixelCNN
-from vaekit.errors import CheckpointError, ConfigError, DataError
+from vaekit.errors import ConfigError, DataError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import WEIGHTS_FILE
 from vaekit.models.vq_vae import VectorQuantizedModel, model_digest, save_code_prior
+from vaekit.samplers.base import saved_model_digest
 
 __all__ = ["fit_prior", "fit_code_prior", "CodePriorFit", "code_grids", "nll_bits_per_code"]
 
@@ -91,12 +91,7 @@ def _check_run_folder(model: VectorQuantizedModel, out_dir: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"out_dir {out_dir} holds no saved model ({WEIGHTS_FILE} is missing); save the model there first "
                           "(model.save(out_dir)) so the prior sits beside the weights it was fitted to")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            saved = (f.metadata() or {}).get("sha256")
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
-    if saved != model_digest(model):
+    if saved_model_digest(out_dir) != model_digest(model):
         raise ConfigError(f"the model differs from the one saved in {out_dir} (its weights changed since); save it there first "
                           "(model.save(out_dir)) or fit the prior without out_dir")
 
