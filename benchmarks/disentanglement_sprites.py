@@ -1,22 +1,8 @@
 """Disentanglement on the procedural sprites: five models × seeds, five metrics (mean ± sd), traversals.
 
-Every model has the same body and budget: MLP 512-256-10 and back (Bernoulli
-likelihood; an MLP as in the β-VAE and β-TC-VAE papers' dSprites experiments, smaller),
-Adam 1e-3, batch 64, 40 epochs of a seeded subset of 20 000 32×32 sprites
-(``vaekit.data.load_sprites``: 12 500 steps, against 300 000 in Locatello et al.); its
-codes are posterior means. Models (presets of ``vaekit.create``):
-
-* ``vae``;
-* ``beta_vae`` with β = 4 (Higgins et al. 2017);
-* ``beta_vae`` with a KL capacity C rising to 25 nats over the first 80 % of the steps,
-  γ = 1000 (Burgess et al. 2018);
-* ``beta_tc_vae`` with β = 6 (Chen et al. 2018);
-* ``dip_vae``, type I, λ_od = 10, λ_d = 100 (Kumar et al. 2018).
-
-Metrics (``vaekit.eval.disentanglement_scores``): MIG, SAP and DCI (Lasso) on 10 000 random
-images (+ 5 000 to score SAP/DCI), β-VAE and FactorVAE scores on 2 000 training and 1 000
-evaluation points (disentanglement_lib uses 10 000 and 5 000; fewer here to fit the
-budget: 0.6 M rendered images per model instead of 2.9 M).
+The models, body, budget and metrics are described (once) in ``vaekit.bench.disentanglement``:
+five models (``vae``, ``beta_vae`` β = 4 and with a capacity, ``beta_tc_vae``, ``dip_vae``),
+an MLP 512-256-10, 40 epochs of 20 000 32×32 sprites, posterior means as codes.
 
 Full budget (15 models, two at a time, one thread each; about 30–35 minutes on 2 idle
 CPU cores, from the measured CPU time: 3 600–3 900 training images/s per core, about 35 s
