@@ -109,8 +109,19 @@ def process_group_from_env(device: torch.device) -> ProcessGroup:
 
 
 def _destroy_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the group together: a gloo peer whose partner has already torn down its connections
+    can abort in its own teardown ("terminate called without an active exception"), so every
+    process first waits for the others — at most a few seconds, in case one of them is gone."""
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == "gloo":
+        import datetime
+
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=5))
+        except Exception:  # noqa: BLE001 — a lost peer: nothing to wait for
+            pass
+    dist.destroy_process_group()
 
 
 _LOST_SIGNS = ("connection reset", "connection closed", "connection refused", "broken pipe", "timed out", "timeout",
