@@ -6,12 +6,16 @@ trainers run in turn, interleaved over several rounds so drift in machine speed 
 of them alike:
 
 * ``vaekit``      — ``vaekit.fit(model, x, epochs=E, quiet=True)`` (whole call, set-up included);
+* ``vaekit+folder``— the same with ``out_dir`` (checkpoint, best model and metrics written every epoch);
 * ``plain``       — a hand-written loop (randperm, slicing, zero_grad, backward, Adam step)
-                    over the same vaekit model and ``model.loss``: the trainer's own cost;
+                    over the same vaekit model and ``model.loss``, with torch's default Adam;
+* ``plain+fused`` — that loop with ``Adam(fused=True)``, the kernel ``vaekit.fit`` picks: vaekit
+                    against it is the cost of the trainer's own bookkeeping alone;
 * ``hand-written``— the same loop over a VAE written by hand in ~15 lines of torch
                     (``nn.Linear`` stacks, closed-form KL, BCE): the cost of the composition.
 
-Reported: median samples/s of each and the ratios vaekit/plain and vaekit/hand-written.
+Reported: median samples/s of each and the ratios of vaekit (with and without a run folder) to
+the plain loops and to the hand-written model.
 
     python benchmarks/trainer_speed.py [--data fashion-mnist|random] [--rounds 3] [--epochs 1]
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 
 import torch
@@ -45,8 +50,8 @@ class HandWrittenVAE(nn.Module):
         return (rec + kl).mean()
 
 
-def plain_loop(model: nn.Module, loss_fn, x: torch.Tensor, epochs: int, batch_size: int) -> None:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def plain_loop(model: nn.Module, loss_fn, x: torch.Tensor, epochs: int, batch_size: int, fused: bool = False) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     n = x.shape[0]
     for _ in range(epochs):
         perm = torch.randperm(n)
@@ -80,7 +85,10 @@ def main() -> None:
     n = x.shape[0] * args.epochs
     runners = {
         "vaekit": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device="cpu"),
+        "vaekit+folder": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device="cpu",
+                                            out_dir=tempfile.mkdtemp(prefix="vaekit-speed-")),
         "plain": lambda: (lambda m: plain_loop(m, lambda b: m.loss(b)["loss"], x, args.epochs, args.batch_size))(new_model()),
+        "plain+fused": lambda: (lambda m: plain_loop(m, lambda b: m.loss(b)["loss"], x, args.epochs, args.batch_size, True))(new_model()),
         "hand-written": lambda: (lambda m: plain_loop(m, m.loss, x, args.epochs, args.batch_size))(HandWrittenVAE()),
     }
     speeds: dict[str, list[float]] = {k: [] for k in runners}
@@ -94,6 +102,9 @@ def main() -> None:
     result = {
         "samples_per_s": med,
         "ratio_vaekit_over_plain": med["vaekit"] / med["plain"],
+        "ratio_vaekit_folder_over_plain": med["vaekit+folder"] / med["plain"],
+        "ratio_vaekit_over_plain_fused": med["vaekit"] / med["plain+fused"],
+        "ratio_vaekit_folder_over_plain_fused": med["vaekit+folder"] / med["plain+fused"],
         "ratio_vaekit_over_hand_written": med["vaekit"] / med["hand-written"],
         "threads": torch.get_num_threads(),
         "examples": x.shape[0],

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from vaekit.cli._common import (
-    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _load_data,
+    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _is_image_folder, _load_data,
     _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
 )
 
@@ -249,9 +249,38 @@ def _without_classes(data: Any, classes: Sequence[int], source: str) -> Any:
     return data[~torch.isin(data.y, torch.tensor(list(classes)))]
 
 
-def _likelihood_for(x: Any) -> str:
+STREAMED_REPORT_EXAMPLES = 10000
+"""Examples of a file-backed evaluation split read into memory for the report after training."""
+
+
+def _load_training_data(settings: dict[str, Any], split: str = "train") -> Dataset | FileDataset:
+    """The data to train on: in memory, or read from its file (:class:`FileDataset`) with ``--stream`` and,
+    automatically, when it would take more than half the free memory as float32."""
+    from vaekit.data import estimated_memory_bytes, fits_in_memory, open_file_dataset
+    from vaekit.errors import ConfigError
+
+    source = settings["data"]
+    streamable = _is_image_folder(source) or Path(str(source)).suffix.lower() in (".npy", ".npz")
+    if settings["stream"] and not streamable:
+        raise ConfigError(f"--stream reads a memory-mapped .npy, an uncompressed .npz or an image folder, and {source} is none of "
+                          "them; the built-in data sets fit in memory: drop --stream")
+    stream = settings["stream"] or (streamable and Path(str(source)).exists() and not fits_in_memory(source))
+    if not stream:
+        return _load_data(settings, split)
+    image_size = settings.get("image_size")
+    data = open_file_dataset(source, split=split, image_size=tuple(image_size) if image_size else None)
+    if split == "train":
+        why = "--stream" if settings["stream"] else "it would not fit in memory"
+        _say(settings, f"streaming {source} from disk ({len(data)} examples, {estimated_memory_bytes(source) / 2**30:.1f} GiB as "
+                       f"float32; {why})")
+    return data
+
+
+def _likelihood_for(data: Any) -> str:
     """The default observation model: Bernoulli for data in [0, 1] (images), Gaussian for anything else (tables)."""
-    low, high = float(x.min()), float(x.max())
+    from vaekit.train.trainer import data_range
+
+    low, high = data_range(data)
     return "bernoulli" if 0.0 <= low and high <= 1.0 else "gaussian"
 
 
@@ -260,7 +289,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
 
     import vaekit
     from vaekit._io import atomic_write_text
-    from vaekit.data import Dataset, check_data, train_val_split
+    from vaekit.data import Dataset, FileDataset, check_data, train_val_split
+    from vaekit.train.trainer import data_range
     from vaekit.errors import ConfigError
     from vaekit.train.checkpoint import CHECKPOINT_FILE
     from vaekit.train.distributed import is_main_process
@@ -272,7 +302,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     out = check_out_dir(args.out or f"runs/{name}")
     callbacks = _tracking_callbacks(settings, out) if main else []  # a missing package is said before anything is written
     state_file = out / STATE_FILE
-    train_full = _load_data(settings, "train")
+    train_full = _load_training_data(settings)
+    streamed = isinstance(train_full, FileDataset)
     if settings["exclude_classes"]:
         train_full = _without_classes(train_full, settings["exclude_classes"], settings["data"])
         _say(settings, f"training without classes {settings['exclude_classes']} ({len(train_full)} examples left)")
@@ -285,23 +316,24 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     else:
         train_set, val_set = train_full, None  # no early stopping: the last epoch is the model
     has_test = _has_test_split(settings["data"])
-    test_set = _load_data(settings, "test") if has_test else (val_set if val_set is not None else train_set)
+    test_set = _load_training_data(settings, "test") if has_test else (val_set if val_set is not None else train_set)
     split_name = "test" if has_test else ("val" if val_set is not None else "train")
     chosen = settings["likelihood"] == "auto"
     if chosen:
-        settings["likelihood"] = _likelihood_for(train_full.x)
+        settings["likelihood"] = _likelihood_for(train_full)
     spec = {k: settings[k] for k in SPEC_KEYS}
     if settings["conditional"] and not options.get("num_classes") and not options.get("condition_dim"):
         spec["num_classes"] = int(train_full.y.max()) + 1
     torch.manual_seed(settings["seed"])  # --seed fixes the initial weights too
     model = vaekit.create(name, input_shape=train_full.input_shape, **spec, **options)
-    check_data(train_full.x, input_shape=model.input_shape, likelihood=model.config["likelihood"], name=str(settings["data"]))
+    if not streamed:  # a file-backed set is checked by fit, in one chunked pass
+        check_data(train_full.x, input_shape=model.input_shape, likelihood=model.config["likelihood"], name=str(settings["data"]))
     if not args.fresh:
         _check_resume(out, model, settings)
     settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)
     if chosen:
-        _say(settings, f"likelihood: {model.config['likelihood']} (data in [{float(train_full.x.min()):g}, "
-                       f"{float(train_full.x.max()):g}]; choose another with --likelihood)")
+        low, high = data_range(train_full)
+        _say(settings, f"likelihood: {model.config['likelihood']} (data in [{low:g}, {high:g}]; choose another with --likelihood)")
     # every argument is checked: from here on files are written
     resolved = {"model": name, **settings, "options": model.config["options"], "out": str(out)}
     created = not out.exists()
@@ -312,8 +344,10 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     sizes = f"{len(train_set)} train / {len(val_set) if val_set is not None else 'no'} val"
     _say(settings, f"training {name} on {settings['data']} ({sizes}, input {train_full.input_shape}) -> {out}")
 
-    def labelled(d: Dataset | None):
-        return None if d is None else ((d.x, d.y) if settings["conditional"] else d.x)
+    def labelled(d: Dataset | FileDataset | None):
+        if d is None or isinstance(d, FileDataset):  # fit reads a file's labels itself when the model is conditional
+            return d
+        return (d.x, d.y) if settings["conditional"] else d.x
 
     try:
         result = vaekit.fit(
@@ -321,6 +355,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
             lr=settings["lr"], out_dir=out, quiet=settings["quiet"], seed=settings["seed"], device=settings["device"],
             grad_clip=settings["grad_clip"], patience=settings["patience"],
             warmup_epochs=settings["warmup_epochs"], grad_norm=settings["grad_norm"],
+            precision=settings["precision"], compile=settings["compile"], schedule=settings["schedule"],
+            lr_warmup_epochs=settings["lr_warmup_epochs"], fast=settings["fast"],
             binarize_data=None if settings["binarize"] == "none" else settings["binarize"], resume=not args.fresh,
             callbacks=callbacks,
         )
@@ -331,6 +367,10 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         raise
     if not main:  # fit's collective steps are done; the report is rank 0's
         return 0
+    if isinstance(test_set, FileDataset):  # the report's evaluation reads a bounded part of a file-backed set
+        if len(test_set) > STREAMED_REPORT_EXAMPLES:
+            _say(settings, f"evaluating on the first {STREAMED_REPORT_EXAMPLES} of the {len(test_set)} {split_name} examples")
+        test_set = test_set[:STREAMED_REPORT_EXAMPLES].load()
     eval_x = _binarized(test_set.x, settings, seed=0)
     report = _write_report(model, result.history, eval_x, test_set.y, out, settings, split_name, n_train=len(train_set))
     m = report["metrics"]
@@ -482,6 +522,16 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--warmup-epochs", type=_count, default=S,
                    help="KL warm-up over this many epochs (0: off); --patience starts counting after it")
     p.add_argument("--grad-norm", choices=["unit"], default=S, help="unit: scale each gradient to norm 1 before Adam (VampPrior code)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=S,
+                   help="bf16: encoder/decoder bodies in bfloat16, densities in fp32 (where the hardware runs bf16 fast)")
+    p.add_argument("--compile", action="store_true", default=S, help="torch.compile the model's loss")
+    p.add_argument("--schedule", choices=["constant", "cosine", "onecycle"], default=S, help="learning-rate schedule over --epochs")
+    p.add_argument("--lr-warmup-epochs", type=float, default=S, help="linear learning-rate warm-up (epochs) of --schedule")
+    p.add_argument("--stream", action="store_true", default=S,
+                   help="read the training data from its file batch by batch (.npy, uncompressed .npz, image folder); "
+                        "automatic when it would not fit in memory")
+    p.add_argument("--fast", action="store_true", default=S,
+                   help="time-to-quality recipe: the quality of --epochs at --batch-size in about half the time (see README)")
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--device", default=S, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--nll-samples", type=_count, default=S, help="importance samples for the final log p(x) (0: skip)")

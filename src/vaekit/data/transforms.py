@@ -13,6 +13,7 @@ from vaekit.errors import DataError
 
 __all__ = [
     "binarize",
+    "counter_uniform",
     "static_binarize",
     "min_max_scale",
     "train_val_split",
@@ -49,6 +50,40 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
         uniform = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
         return (uniform.to(x.device) < x).to(x.dtype)
     return torch.bernoulli(x, generator=generator)
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x · c) mod 2³² for int64 x in [0, 2³²) without int64 overflow: the 16-bit halves of x times c."""
+    low, high = x & 0xFFFF, x >> 16
+    return ((low * c) + (((high * c) & 0xFFFF) << 16)) & _MASK32
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """The "lowbias32" integer hash (C. Wellons, 2018, hash-prospector), on int64 tensors holding 32-bit values."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def counter_uniform(rows: torch.Tensor, numel: int, seed: int = 0) -> torch.Tensor:
+    """Uniform numbers in [0, 1) that depend only on (seed, row, position): shape ``(len(rows), numel)``.
+
+    A counter-based generator (cf. Salmon et al. 2011, "Parallel random numbers: as easy as
+    1, 2, 3"): u = hash(hash(hash(seed) ⊕ row) ⊕ position) / 2³². Any subset of rows, in any
+    order and batching, gets the numbers the whole set would: what a fixed binarisation of
+    a file read batch by batch needs (:func:`static_binarize` draws the whole set at once).
+    Resolution 2⁻³².
+    """
+    rows = rows.to(torch.int64).reshape(-1, 1) & _MASK32
+    key = _hash32(torch.tensor(seed & _MASK32, dtype=torch.int64) ^ 0x9E3779B9)
+    positions = torch.arange(numel, dtype=torch.int64, device=rows.device)
+    bits = _hash32(_hash32(rows ^ key) ^ positions)
+    return bits.to(torch.float64).div_(2.0**32).to(torch.float32).clamp_(max=1 - 2**-24)
 
 
 def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -113,8 +148,8 @@ def train_val_split(data: Dataset, val_fraction: float = 0.1, seed: int = 0) -> 
         >>> len(train), len(val)
         (8, 2)
     """
-    if not isinstance(data, Dataset):
-        raise DataError(f"train_val_split needs a vaekit Dataset, got {type(data).__name__}")
+    if not isinstance(data, Dataset) and not hasattr(data, "rows"):  # a Dataset, or a FileDataset (split as views)
+        raise DataError(f"train_val_split needs a vaekit Dataset or FileDataset, got {type(data).__name__}")
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
         raise DataError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction!r}")
     n = len(data)
@@ -128,7 +163,8 @@ def train_val_split(data: Dataset, val_fraction: float = 0.1, seed: int = 0) -> 
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_index, _ = order[:n_val].sort()
     train_index, _ = order[n_val:].sort()
-    train, val = data[train_index.to(data.x.device)], data[val_index.to(data.x.device)]
+    device = data.x.device if isinstance(data, Dataset) else torch.device("cpu")
+    train, val = data[train_index.to(device)], data[val_index.to(device)]
     base = data.name or "data"
     train.name, val.name = f"{base}[train]", f"{base}[val]"
     return train, val

@@ -98,7 +98,7 @@ class AuxiliaryLatentVariableModel(LatentVariableModel):
     def decode_auxiliary(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> Distribution:
         """p(a|x,z): batch shape (B,), event shape (aux_dim,)."""
         self.check_input(x)
-        return self.aux_likelihood(self._aux_features(self.aux_encoder(x), z, self.condition(y, x.shape[0])))
+        return self.aux_likelihood(self._aux_features(self.run_body(self.aux_encoder, x), z, self.condition(y, x.shape[0])))
 
     @staticmethod
     def _aux_features(g: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -125,7 +125,7 @@ class AuxiliaryLatentVariableModel(LatentVariableModel):
             log_qz = q_z.log_prob(z)
         log_px = self.decode(z, _repeat(y, k)).log_prob(_repeat(x, k))
         log_pz = p_z.log_prob(z)
-        p_a = self.aux_likelihood(self._aux_features(_repeat(self.aux_encoder(x), k), z, _repeat(c, k)))
+        p_a = self.aux_likelihood(self._aux_features(_repeat(self.run_body(self.aux_encoder, x), k), z, _repeat(c, k)))
         log_pa = p_a.log_prob(a)
         values = (log_px, log_pa, log_pz, log_qa, log_qz, kl_z)
         return {name: v.reshape(k, b) for name, v in zip((*AUXILIARY_TERMS, "kl_z"), values)}

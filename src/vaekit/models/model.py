@@ -68,6 +68,7 @@ class LatentVariableModel(nn.Module):
         self.step = 0
         self.dataset_size: int | None = None  # examples per training epoch, recorded by vaekit.fit
         self.data_range: tuple[float, float] | None = None  # (min, max) of the training data, recorded by vaekit.fit
+        self.body_dtype: torch.dtype | None = None  # set by vaekit.fit(precision="bf16") while it trains; see run_body
 
     # -- conditioning -------------------------------------------------------------------
     @property
@@ -139,9 +140,18 @@ class LatentVariableModel(nn.Module):
         """Encoder features (B, F), with the conditioning vector appended."""
         x = self.as_tensor(x, "x")
         self.check_input(x)
-        h = self.encoder(x)
+        h = self.run_body(self.encoder, x)
         c = self.condition(y, x.shape[0])
         return h if c is None else torch.cat([h, c], dim=-1)
+
+    def run_body(self, body: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """``body(inputs)``: under ``torch.autocast`` in ``body_dtype`` when it is set (mixed-precision training),
+        with the output cast back to float32, so the heads, densities, KLs and log-sum-exps that follow stay in float32."""
+        if self.body_dtype is None:
+            return body(inputs)
+        with torch.autocast(inputs.device.type, dtype=self.body_dtype):
+            out = body(inputs)
+        return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Distribution:
         """q(z|x): a distribution with batch shape (B,) and event shape (latent_dim,)."""
@@ -156,7 +166,7 @@ class LatentVariableModel(nn.Module):
         if c is not None and z.dim() != 2:
             raise DataError(f"z has shape {tuple(z.shape)}; a conditional model decodes codes of shape (batch, {self.latent_dim})")
         try:
-            params = self.decoder(z if c is None else torch.cat([z, c], dim=-1))
+            params = self.run_body(self.decoder, z if c is None else torch.cat([z, c], dim=-1))
         except RuntimeError as e:
             if "shape" not in str(e) and "size" not in str(e):
                 raise
