@@ -59,9 +59,11 @@ def _torchrun(args: list[str], cwd: Path, *launcher: str) -> subprocess.Complete
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _single_process_reference(x: torch.Tensor) -> dict[str, torch.Tensor]:
+def _single_process_reference(x: torch.Tensor, binarize: bool = False) -> dict[str, torch.Tensor]:
     """The 2-process run done by one process with plain Adam: each step's batch is the union of
-    the two ranks' i-th batches (rank 0's first), each epoch's permutation the one ``fit`` draws."""
+    the two ranks' i-th batches (rank 0's first), each epoch's permutation the one ``fit`` draws.
+    With ``binarize``: the file-backed path's dynamic binarisation, uniforms for the whole global
+    batch drawn from the shared generator after the epoch's permutation."""
     torch.manual_seed(SEED)
     model = vaekit.create("ae", **SHAPE).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
@@ -72,7 +74,10 @@ def _single_process_reference(x: torch.Tensor) -> dict[str, torch.Tensor]:
         shards = [order[r * shard : (r + 1) * shard] for r in range(2)]
         for i in range(math.ceil(shard / PER_RANK_BATCH)):
             index = torch.cat([s[i * PER_RANK_BATCH : (i + 1) * PER_RANK_BATCH] for s in shards])
-            loss = model.loss(x[index])["loss"]
+            xb = x[index]
+            if binarize:
+                xb = (torch.rand(xb.shape, generator=generator) < xb).float()
+            loss = model.loss(xb)["loss"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -174,6 +179,37 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(tmp_path):
         assert not (tmp_path / f"own{rank}" / CHECKPOINT_FILE).exists()
 
 
+FILE_SCRIPT = """
+import os, torch, vaekit
+from safetensors.torch import save_file
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+torch.manual_seed({seed})
+model = vaekit.create("ae", **{shape!r})
+data = vaekit.data.open_file_dataset({path!r})
+vaekit.fit(model, data, epochs={epochs}, batch_size={batch}, lr={lr}, seed={seed}, quiet=True, binarize_data="dynamic")
+save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, f"weights{{rank}}.safetensors")
+"""
+
+
+def test_two_processes_on_a_file_equal_one_process_with_dynamic_binarisation(tmp_path):
+    """The file-backed path under torchrun: batches read through a DataLoader, binarised afresh at every
+    step from the shared generator, reach the single-process weights over the same global batches."""
+    np.save(tmp_path / "digits.npy", _digits().numpy())
+    script = tmp_path / "train_file.py"
+    script.write_text(textwrap.dedent(FILE_SCRIPT.format(seed=SEED, shape=SHAPE, path=str(tmp_path / "digits.npy"), epochs=EPOCHS,
+                                                         batch=PER_RANK_BATCH, lr=LR)))
+    done = _torchrun([str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr[-6000:]
+    w0, w1 = load_file(tmp_path / "weights0.safetensors"), load_file(tmp_path / "weights1.safetensors")
+    reference = _single_process_reference(_digits(), binarize=True)
+    without_binarising = _single_process_reference(_digits())
+    for k in reference:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(w0[k], reference[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert any(float((reference[k] - without_binarising[k]).abs().max()) > 1e-3 for k in reference)  # binarising mattered
+
+
 def _initial_ae() -> dict[str, torch.Tensor]:
     torch.manual_seed(SEED)
     return vaekit.create("ae", **SHAPE).state_dict()
@@ -194,12 +230,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_cli_under_torchrun_survives_a_lost_rank_and_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "file-backed"])
+def test_cli_under_torchrun_survives_a_lost_rank_and_resumes_to_the_same_weights(tmp_path, stream):
     """`torchrun ... -m vaekit train`: a rank killed in epoch 2 ends the run non-zero with one line
     from rank 0, the epoch-1 checkpoint intact; the same command then resumes and finishes, rank 0
     alone reporting, at the weights of the uninterrupted single-process reference."""
     np.save(tmp_path / "tiny.npy", _digits().numpy())
-    args = [*CLI_ARGS, "--data", "tiny.npy", "--out", "run"]
+    args = [*CLI_ARGS, "--data", "tiny.npy", "--out", "run", *(["--stream"] if stream else [])]
     steps_per_epoch = N // 2 // PER_RANK_BATCH
     script = tmp_path / "train_or_die.py"
     script.write_text(textwrap.dedent(KILL_SCRIPT.format(kill_at=steps_per_epoch + 4)))

@@ -17,10 +17,18 @@ from vaekit.data.idx import parse_idx, read_idx
 from vaekit.data.image_folder import load_image_folder
 from vaekit.data.sources import DATASET_NAMES, has_test_split, load_dataset
 from vaekit.data.sprites import Sprites, SpritesDataset, load_sprites
+from vaekit.data.streaming import (
+    FileDataset,
+    batch_loader,
+    estimated_memory_bytes,
+    fits_in_memory,
+    open_file_dataset,
+)
 from vaekit.data.tables import load_csv
 from vaekit.data.transforms import (
     NOISE_TYPES,
     binarize,
+    counter_uniform,
     corrupt,
     min_max_scale,
     parse_noise,
@@ -49,6 +57,7 @@ __all__ = [
     "DATASET_NAMES",
     # transforms
     "binarize",
+    "counter_uniform",
     "static_binarize",
     "min_max_scale",
     "train_val_split",
@@ -59,4 +68,10 @@ __all__ = [
     "as_dataset",
     "check_data",
     "check_labels",
+    # streaming (data larger than memory)
+    "FileDataset",
+    "open_file_dataset",
+    "estimated_memory_bytes",
+    "fits_in_memory",
+    "batch_loader",
 ]

@@ -11,7 +11,7 @@ The protocol (every hook is a no-op in :class:`Callback`; override the ones you 
   model's device, for reconstructions.
 * ``on_epoch_end(epoch, record, model)``: after each epoch, once its files are written.
   ``record`` is the epoch's line of ``metrics.jsonl``: ``epoch``, ``step``, ``train/<term>``,
-  ``val/<term>``, ``samples_per_s``.
+  ``val/<term>``, ``samples_per_s``, ``elapsed_s`` (wall time since the run began, resumes included).
 * ``on_fit_end(result)``: once, always, when ``on_fit_start`` was called: after the last epoch,
   and also when training fails (a non-finite loss, Ctrl-C, a lost process). It is called in a
   ``finally``: ``result.error`` is the exception that is propagating (None on success) and

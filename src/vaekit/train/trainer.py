@@ -491,6 +491,8 @@ def fit(
     result.settings = {k: info[k] for k in SETTINGS}
     started = _start_callbacks(callbacks if group.is_main else [], model, info, result)  # rank 0 alone reports
     model.body_dtype = body_dtype
+    fit_started = time.perf_counter()
+    elapsed_before = float(result.history[-1].get("elapsed_s", 0.0)) if result.history else 0.0  # a resumed run's time so far
     compiler_config = contextlib.ExitStack()
     if compile:  # the schedules read model.step: let it be a dynamic int rather than recompile at every step
         compiler_config.enter_context(torch._dynamo.config.patch(allow_unspec_int_on_nn_module=True))
@@ -566,6 +568,7 @@ def fit(
                 val_terms = _validate(model, val_batches, len(val_set))
                 averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
                 record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
+            record["elapsed_s"] = elapsed_before + time.perf_counter() - fit_started  # wall time of training and validation
             monitored = record.get("val/loss", record["train/loss"])
             # without validation data there is nothing to select on: the last epoch is the model
             improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
