@@ -79,14 +79,8 @@ class Dataset:
         An integer ``i`` gives the one-example subset ``self[i:i+1]`` (``IndexError`` when
         out of range), so every result is a ``Dataset``.
         """
-        position = _as_position(index)
-        if position is not None:
-            n = len(self)
-            if not -n <= position < n:
-                raise IndexError(f"index {position} is out of range for a dataset of {n} examples")
-            position %= n
-            index = slice(position, position + 1)
-        elif not isinstance(index, (slice, torch.Tensor)):
+        index = position_as_slice(index, len(self))
+        if not isinstance(index, (slice, torch.Tensor)):
             index = torch.as_tensor(index)
         y = None if self.y is None else self.y[index]
         return Dataset(self.x[index], y, name=self.name, classes=self.classes)
@@ -99,6 +93,18 @@ class Dataset:
         else:
             labels = f"conditions {tuple(self.y.shape[1:])}"
         return f"Dataset(name={self.name!r}, n={len(self)}, input_shape={self.input_shape}, {labels})"
+
+
+def position_as_slice(index: Any, n: int) -> Any:
+    """An integer position ``i`` (int, numpy or 0-d tensor) as the one-example slice ``i:i+1`` of ``n`` examples
+    (``IndexError`` when out of range); any other index as it is."""
+    position = _as_position(index)
+    if position is None:
+        return index
+    if not -n <= position < n:
+        raise IndexError(f"index {position} is out of range for a dataset of {n} examples")
+    position %= n
+    return slice(position, position + 1)
 
 
 def _as_position(index: Any) -> int | None:

@@ -54,24 +54,34 @@ def load_image_folder(
     if mode is not None and mode not in ("L", "RGB"):
         raise DataError(f"mode must be 'L' (grey) or 'RGB', got {mode!r}")
     size = _check_size(image_size)
+    files, mode, _ = scan_image_folder(root, size, mode)
+    x = torch.from_numpy(np.stack([_read(f, mode, size) for f in files]))
+    y, classes = _labels(root, files)
+    return Dataset(x, y, name=root.name, classes=classes)
+
+
+def scan_image_folder(root: Path, size: tuple[int, int] | None, mode: str | None = None) -> tuple[list[Path], str, tuple[int, int]]:
+    """The image files under ``root``, the colour mode to read them in ("L" when every one is greyscale, unless
+    ``mode`` is given) and the (H, W) they will have, from their headers alone; a ``DataError`` when the folder
+    has no images or, without ``size``, when their sizes differ."""
     files = list_images(root)
     if not files:
         raise DataError(f"image folder {root} has no image files ({', '.join(IMAGE_SUFFIXES)})")
     headers = [_header(f) for f in files]
     if mode is None:
         mode = "L" if all(m in _GRAY_MODES for m, _ in headers) else "RGB"
-    if size is None:
-        sizes = {s: f for f, (_, s) in zip(files, headers)}
-        if len(sizes) > 1:
-            (s1, f1), (s2, f2) = list(sizes.items())[:2]
-            raise DataError(
-                f"images in {root} differ in size: {f1.relative_to(root)} is {s1[0]}x{s1[1]} and "
-                f"{f2.relative_to(root)} is {s2[0]}x{s2[1]} (width x height); pass image_size=(H, W) "
-                "(--image-size) to resize them all"
-            )
-    x = torch.from_numpy(np.stack([_read(f, mode, size) for f in files]))
-    y, classes = _labels(root, files)
-    return Dataset(x, y, name=root.name, classes=classes)
+    if size is not None:
+        return files, mode, size
+    sizes = {s: f for f, (_, s) in zip(files, headers)}
+    if len(sizes) > 1:
+        (s1, f1), (s2, f2) = list(sizes.items())[:2]
+        raise DataError(
+            f"images in {root} differ in size: {f1.relative_to(root)} is {s1[0]}x{s1[1]} and "
+            f"{f2.relative_to(root)} is {s2[0]}x{s2[1]} (width x height); pass image_size=(H, W) "
+            "(--image-size) to resize them all"
+        )
+    width, height = headers[0][1]
+    return files, mode, (height, width)
 
 
 def list_images(root: Path) -> list[Path]:

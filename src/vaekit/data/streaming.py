@@ -50,17 +50,9 @@ import torch
 
 from vaekit.data._splits import check_split
 from vaekit.data.arrays import _check_format, _get, _pick_arrays, _pickle_or_corrupt, array_to_examples
-from vaekit.data.dataset import Dataset, _as_position
+from vaekit.data.dataset import Dataset, position_as_slice
 from vaekit.data.fashion_mnist import has_fashion_mnist
-from vaekit.data.image_folder import (
-    _GRAY_MODES,
-    IMAGE_SUFFIXES,
-    _check_size,
-    _header,
-    _labels,
-    _read,
-    list_images,
-)
+from vaekit.data.image_folder import _check_size, _labels, _read, scan_image_folder
 from vaekit.data.sources import DATASET_NAMES
 from vaekit.data.sprites import is_sprites_source
 from vaekit.data.validation import as_label_tensor, check_labels
@@ -342,13 +334,7 @@ class FileDataset:
         """The subset selected by ``index`` (a slice, an index tensor/list/array, or a boolean
         mask), as a view: nothing is read. An integer ``i`` gives the one-example subset
         ``self[i:i+1]``, as :meth:`Dataset.__getitem__` does."""
-        position = _as_position(index)
-        if position is not None:
-            n = len(self)
-            if not -n <= position < n:
-                raise IndexError(f"index {position} is out of range for a dataset of {n} examples")
-            position %= n
-            index = slice(position, position + 1)
+        index = position_as_slice(index, len(self))
         if isinstance(index, slice):
             return FileDataset(self._source, self._index[index], self.name)
         return FileDataset(self._source, self._base(self._selection(index)), self.name)
@@ -632,24 +618,7 @@ def _array_source(path: Path, offset: int, dtype: np.dtype, shape: tuple[int, ..
 
 def _open_image_folder(root: Path, image_size: Sequence[int] | None) -> FileDataset:
     size = _check_size(image_size)
-    files = list_images(root)
-    if not files:
-        raise DataError(f"image folder {root} has no image files ({', '.join(IMAGE_SUFFIXES)})")
-    headers = [_header(f) for f in files]
-    mode = "L" if all(m in _GRAY_MODES for m, _ in headers) else "RGB"
-    if size is None:
-        sizes = {s: f for f, (_, s) in zip(files, headers)}
-        if len(sizes) > 1:
-            (s1, f1), (s2, f2) = list(sizes.items())[:2]
-            raise DataError(
-                f"images in {root} differ in size: {f1.relative_to(root)} is {s1[0]}x{s1[1]} and "
-                f"{f2.relative_to(root)} is {s2[0]}x{s2[1]} (width x height); pass image_size=(H, W) "
-                "(--image-size) to resize them all"
-            )
-        width, height = headers[0][1]
-        size_hw = (height, width)
-    else:
-        size_hw = size
+    files, mode, size_hw = scan_image_folder(root, size)
     channels = 1 if mode == "L" else 3
     relative = tuple(f.relative_to(root).as_posix() for f in files)
     source = _ImageSource(str(root), relative, mode, size, (channels, *size_hw))
