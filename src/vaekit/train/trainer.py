@@ -71,12 +71,18 @@ class LastGoodState:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
         self.model, self.optimizer = model, optimizer
         self.copies: list[torch.Tensor] = []
+        self._tensors: list[torch.Tensor] | None = None
         self.save()
 
     def _live(self) -> list[torch.Tensor]:
+        """The model's and the optimiser's tensors; listed once the optimiser has its state (they are updated in place)."""
+        if self._tensors is not None:
+            return self._tensors
         tensors = list(self.model.state_dict().values())
         for state in self.optimizer.state.values():
             tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
+        if self.optimizer.state:
+            self._tensors = tensors
         return tensors
 
     @torch.no_grad()
@@ -94,6 +100,7 @@ class LastGoodState:
         live = self._live()
         if len(live) != len(self.copies):  # the optimiser's state appeared after the copy was taken
             self.optimizer.state.clear()
+            self._tensors = None
             live = self._live()
         for t, copy_ in zip(live, self.copies):
             t.copy_(copy_)
@@ -479,6 +486,7 @@ def fit(
         progress = tqdm(total=(epochs - start_epoch) * steps_per_epoch, unit="step", dynamic_ncols=True, desc="training")
 
     good_state = LastGoodState(model, optimizer)
+    parameters = [p for p in model.parameters() if p.is_floating_point()]
     # without a run folder the best epoch's weights are kept in memory (only when there is validation)
     best_state = BestState(model) if out_dir is None and val_set is not None else None
     info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "grad_clip": grad_clip,
@@ -521,7 +529,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
                 if grad_norm == "unit":
-                    normalize_gradients(list(model.parameters()))
+                    normalize_gradients(parameters)
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
@@ -538,7 +546,7 @@ def fit(
 
                 if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
                     # a finite loss can still come with a non-finite gradient: check the weights too
-                    weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+                    weights_finite = torch.isfinite(torch.stack(torch._foreach_norm(parameters))).all()  # one fused pass
                     if group.any(bad | ~weights_finite):  # one host sync per log_every steps
                         good_state.restore()
                         if progress is not None:
