@@ -7,7 +7,7 @@ import torch
 
 import vaekit
 from vaekit.errors import ConfigError
-from vaekit.train.recipes import BATCH_SCALE, MIN_STEPS_PER_EPOCH, fast_settings
+from vaekit.train.recipes import fast_settings
 from vaekit.train.schedules import lr_factor
 
 
@@ -86,23 +86,37 @@ def test_a_scheduled_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
     assert any(not torch.equal(a, b) for a, b in zip(whole.state_dict().values(), constant.state_dict().values()))
 
 
-def test_fast_recipe_settings():
+def test_fast_recipe_settings(monkeypatch):
     cpu = torch.device("cpu")
-    epochs, batch, lr, schedule, warm, precision = fast_settings(60, 128, 1e-3, cpu, num_examples=54000)
-    assert (epochs, batch, schedule, warm) == (30, 128 * BATCH_SCALE, "cosine", 1.0)
-    assert lr == pytest.approx(1e-3 * math.sqrt(BATCH_SCALE))
-    assert precision in ("fp32", "bf16")
-    # a small data set keeps at least MIN_STEPS_PER_EPOCH steps per epoch: the batch grows less, or not at all
-    _, batch, lr, *_ = fast_settings(10, 32, 1e-3, cpu, num_examples=1617)
-    assert batch == 32 and lr == 1e-3 and 1617 / 32 < 2 * MIN_STEPS_PER_EPOCH
-    _, batch, lr, *_ = fast_settings(10, 32, 1e-3, cpu, num_examples=8000)
-    assert batch == 64 and lr == pytest.approx(1e-3 * math.sqrt(2))
+    r = fast_settings(60, 128, 1e-3, cpu)
+    assert (r["epochs"], r["batch_size"], r["schedule"], r["lr_warmup_epochs"], r["warmup_epochs"]) == (24, 128, "cosine", 1.0, 5)
+    assert r["lr"] == pytest.approx(2e-3) and r["precision"] in ("fp32", "bf16")
+    assert fast_settings(60, 128, 1e-3, cpu, kl_warmup=False)["warmup_epochs"] is None
+    assert fast_settings(1, 128, 1e-3, cpu)["epochs"] == 1 and fast_settings(1, 128, 1e-3, cpu)["lr_warmup_epochs"] == 0.5
+    # compilation where torch.compile can run, never forced where it cannot
+    from vaekit.train import recipes
+
+    monkeypatch.setattr(recipes, "check_compile", lambda device: None)
+    assert fast_settings(60, 128, 1e-3, cpu)["compile"] is True
+
+    def cannot(device):
+        raise ConfigError("no compiler")
+
+    monkeypatch.setattr(recipes, "check_compile", cannot)
+    assert fast_settings(60, 128, 1e-3, cpu)["compile"] is False
 
 
-def test_fit_fast_reports_the_settings_it_used():
+def test_fit_fast_reports_the_settings_it_used(monkeypatch):
+    from vaekit.train import recipes
+
+    monkeypatch.setattr(recipes, "check_compile", lambda device: (_ for _ in ()).throw(ConfigError("no")))  # eager here
     x = torch.rand(2000, 1, 4, 4)
-    result = vaekit.fit(_ae(), x, epochs=4, batch_size=4, lr=1e-3, quiet=True, fast=True)
+    result = vaekit.fit(_ae(), x, epochs=5, batch_size=100, lr=1e-3, quiet=True, fast=True)
     s = result.settings
-    assert s["fast"] and s["epochs"] == 2 and s["batch_size"] == 16 and s["schedule"] == "cosine"
-    assert s["lr"] == pytest.approx(2e-3) and len(result.history) == 2
-    assert result.history[-1]["step"] == 2 * math.ceil(2000 / 16)
+    assert s["fast"] and s["epochs"] == 2 and s["batch_size"] == 100 and s["schedule"] == "cosine"
+    assert s["lr"] == pytest.approx(2e-3) and len(result.history) == 2 and s["warmup_epochs"] == 0  # ae: no KL to warm up
+    assert result.history[-1]["step"] == 2 * 20
+    torch.manual_seed(0)
+    vae = vaekit.create("vae", input_shape=(1, 4, 4), latent_dim=2, hidden_dims=(8,), arch="mlp")
+    result = vaekit.fit(vae, x, epochs=10, batch_size=100, quiet=True, fast=True)
+    assert result.settings["warmup_epochs"] == 1 and vae.objective.warmup_steps == 20  # a KL warm-up over the first fifth
