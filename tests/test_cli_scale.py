@@ -89,6 +89,8 @@ def test_fast_and_schedules_from_the_command_line(tmp_path, capsys):
     assert settings["fast"] is True
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["elapsed_s"] > 0  # 2 epochs → the recipe's 1
+    used = json.loads((out / "metrics.json").read_text())["fit_settings"]
+    assert used["fast"] and used["epochs"] == 1 and used["schedule"] == "cosine" and used["lr"] == pytest.approx(2e-3)
     capsys.readouterr()
     assert main(["train", "vae", "--data", "digits", *TINY, "--lr-warmup-epochs", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--schedule cosine" in _one_error_line(capsys)

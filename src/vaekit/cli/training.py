@@ -68,7 +68,7 @@ def _nll_examples(model, eval_x, eval_y, samples: int, train_seconds: float, set
 
 
 def _write_report(model, history, eval_x, eval_y, out: Path, settings: dict[str, Any], split_name: str,
-                  n_train: int | None = None) -> dict[str, Any]:
+                  n_train: int | None = None, fit_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Samples, reconstructions, curves, KL per dimension and metrics.json for a trained run.
 
     Images get image grids; vector (tabular) data gets ``samples.csv``, a plot of the data's
@@ -123,6 +123,9 @@ def _write_report(model, history, eval_x, eval_y, out: Path, settings: dict[str,
     if history:
         metrics["epochs_trained"] = history[-1]["epoch"]
         metrics["train_samples_per_s"] = sum(r["samples_per_s"] for r in history) / len(history)
+        metrics["train_seconds"] = history[-1].get("elapsed_s")
+    if fit_settings:
+        metrics["fit_settings"] = fit_settings  # what fit ran with: the --fast recipe's settings when --fast
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     files["metrics"] = out / "metrics.json"
     return {"metrics": metrics, "files": {k: str(v) for k, v in files.items()}}
@@ -367,12 +370,18 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         raise
     if not main:  # fit's collective steps are done; the report is rank 0's
         return 0
+    if settings["fast"]:
+        used = result.settings
+        _say(settings, f"--fast trained {used['epochs']} epochs at batch {used['batch_size']}, lr {used['lr']:g} ({used['schedule']}, "
+                       f"{used['lr_warmup_epochs']:g}-epoch warm-up), KL warm-up {used['warmup_epochs'] or 0} epochs, "
+                       f"{used['precision']}{', compiled' if used['compile'] else ''}")
     if isinstance(test_set, FileDataset):  # the report's evaluation reads a bounded part of a file-backed set
         if len(test_set) > STREAMED_REPORT_EXAMPLES:
             _say(settings, f"evaluating on the first {STREAMED_REPORT_EXAMPLES} of the {len(test_set)} {split_name} examples")
         test_set = test_set[:STREAMED_REPORT_EXAMPLES].load()
     eval_x = _binarized(test_set.x, settings, seed=0)
-    report = _write_report(model, result.history, eval_x, test_set.y, out, settings, split_name, n_train=len(train_set))
+    report = _write_report(model, result.history, eval_x, test_set.y, out, settings, split_name, n_train=len(train_set),
+                           fit_settings=result.settings)
     m = report["metrics"]
     summary = f"done: {out}  (best epoch {result.best_epoch}, {m['split']} "
     summary += f"ELBO {m['elbo']:.2f} nats" if "elbo" in m else f"reconstruction squared error {m['mse']:.4g}"
