@@ -1,0 +1,123 @@
+"""Score a converged Fashion-MNIST run for the best-likelihood table and ship it under ``benchmarks/models/NAME``.
+
+    python benchmarks/best_likelihoods.py RUN NAME [--nll-samples 5000]
+
+Copies ``RUN/config.json`` and ``RUN/model.safetensors`` (the best validation epoch) to
+``benchmarks/models/NAME/``, then measures, as ``vaekit eval benchmarks/models/NAME
+--nll-samples 5000`` does: test log p(x) with K importance samples on all 10 000 statically
+binarised test images (seed 0), with its standard error; and the check the test suite
+repeats (``tests/test_shipped_likelihood_models.py``): the mean on the first 200 test images
+at K = 500. Writes ``benchmarks/models/NAME/likelihood.json`` (with the run's epochs, best
+epoch, wall time and validation curve) and rewrites ``benchmarks/results/best_likelihoods.md``
+from every shipped model's JSON. NAME is one of the table's rows: vae_gated, vamp_vae,
+hvae_vamp, best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+import vaekit
+from vaekit.data import load_fashion_mnist, static_binarize
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "benchmarks" / "models"
+PUBLISHED = {  # Norouzi et al. 2020 (Exemplar VAE), dynamically binarised Fashion-MNIST, K = 5000
+    "vae_gated": ("VAE, Gaussian prior, gated MLP, z = 40", -228.70),
+    "vamp_vae": ("VampPrior", -227.35),
+    "hvae_vamp": ("HVAE (two stochastic layers) + VampPrior", -226.72),
+    "best": ("ConvHVAE + VampPrior", -224.67),
+}
+TARGETS = {"vae_gated": -228.70, "vamp_vae": -227.35, "hvae_vamp": -226.72, "best": -225.0}
+CHECK_IMAGES, CHECK_SAMPLES = 200, 500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="?", help="the run folder to ship (leave out, with --table, to redraw the table only)")
+    parser.add_argument("name", nargs="?", choices=sorted(PUBLISHED))
+    parser.add_argument("--table", action="store_true", help="only rewrite the table and curves from the shipped models")
+    parser.add_argument("--nll-samples", type=int, default=5000)
+    args = parser.parse_args()
+    if args.table or args.run is None:
+        write_table()
+        return
+    run, out = Path(args.run), MODELS / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copyfile(run / f, out / f)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    settings = (run / "train.yaml").read_text()
+    model = vaekit.load(out)
+    x = static_binarize(load_fashion_mnist("test").x, seed=0)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    ll = vaekit.log_likelihood(model, x, num_samples=args.nll_samples)
+    seconds = time.perf_counter() - t0
+    torch.manual_seed(0)
+    check = float(vaekit.log_likelihood(model, x[:CHECK_IMAGES], num_samples=CHECK_SAMPLES).mean())
+    best = max(history, key=lambda r: r["val/elbo"])
+    row = {
+        "name": args.name, "model": model.config["model"], "published": PUBLISHED[args.name][1], "target": TARGETS[args.name],
+        "test_log_likelihood": float(ll.mean()), "standard_error": float(ll.std() / len(ll) ** 0.5), "nll_samples": args.nll_samples,
+        "num_examples": len(ll), "eval_seconds": seconds,
+        "first_200_k500": check,
+        "epochs": len(history), "best_epoch": best["epoch"], "best_val_elbo": best["val/elbo"],
+        "train_seconds": history[-1].get("elapsed_s") or sum(54000 / r["samples_per_s"] for r in history),
+        "still_improving": best["epoch"] > len(history) - 50,
+        "val_elbo_curve": [(r["epoch"], r["val/elbo"]) for r in history],
+        "train_yaml": settings,
+    }
+    (out / "likelihood.json").write_text(json.dumps(row, indent=2))
+    print(f"{args.name}: test log p(x) {row['test_log_likelihood']:.2f} ± {row['standard_error']:.2f} (K={args.nll_samples}); "
+          f"first 200 at K=500: {check:.2f}; best epoch {row['best_epoch']} of {row['epochs']}")
+    write_table()
+
+
+def write_table() -> None:
+    lines = ["| model | published | target | vaekit, K = 5000 | epochs (best) | train time | status |", "|---|---|---|---|---|---|---|"]
+    for name in PUBLISHED:
+        path = MODELS / name / "likelihood.json"
+        if not path.exists():
+            lines.append(f"| `{name}` | {PUBLISHED[name][1]:.2f} | ≥ {TARGETS[name]:.2f} | not trained yet | | | |")
+            continue
+        r = json.loads(path.read_text())
+        met = r["test_log_likelihood"] >= r["target"]
+        status = "reached" if met else f"missed by {r['target'] - r['test_log_likelihood']:.2f}"
+        status += ", still improving" if r["still_improving"] else ", converged (early stopping)"
+        lines.append(f"| `{name}` ({r['model']}) | {r['published']:.2f} | ≥ {r['target']:.2f} | **{r['test_log_likelihood']:.2f} ± "
+                     f"{r['standard_error']:.2f}** | {r['epochs']} ({r['best_epoch']}) | {r['train_seconds'] / 3600:.1f} h | {status} |")
+    (ROOT / "benchmarks" / "results" / "best_likelihoods.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot_curves()
+
+
+def plot_curves() -> None:
+    """Validation ELBO per epoch of every shipped row, in one PNG (``benchmarks/results/best_likelihoods_curves.png``)."""
+    from vaekit.viz._figure import new_figure, save_figure
+
+    fig, axes = new_figure(1, 1, figsize=(6.4, 4.2))
+    ax = axes.ravel()[0]
+    for colour, name in zip(("C0", "C1", "C2", "C3"), PUBLISHED):
+        path = MODELS / name / "likelihood.json"
+        if path.exists():
+            r = json.loads(path.read_text())
+            epochs, elbo = zip(*r["val_elbo_curve"])
+            ax.plot(epochs, elbo, color=colour, label=f"{name}: test log p(x) {r['test_log_likelihood']:.2f} (K = 5000)")
+            ax.axvline(r["best_epoch"], color=colour, linestyle=":", linewidth=1)
+    ax.set_ylim(-240, -226)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation ELBO (nats)")
+    ax.set_title("Best-likelihood runs on Fashion-MNIST (dotted: best epoch)")
+    ax.legend(fontsize=8)
+    save_figure(fig, ROOT / "benchmarks" / "results" / "best_likelihoods_curves.png")
+
+
+if __name__ == "__main__":
+    main()
