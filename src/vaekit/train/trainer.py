@@ -191,35 +191,39 @@ CHECK_CHUNK = 16384
 """Examples per read when a file-backed set is checked (and its range taken) before training."""
 
 
-def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> Dataset | FileDataset:
+def _prepare(data: Any, model: LatentVariableModel, name: str, device: torch.device) -> tuple[Dataset | FileDataset, Any]:
+    """The data checked and ready to train on, and for a file-backed set its (min, max), read in the same pass."""
     if isinstance(data, FileDataset):
-        return _prepare_file(data, model, name)
+        return data, _prepare_file(data, model, name)
     dataset = as_dataset(data, name=name)
     check_data(dataset.x, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name=name)
     if model.conditional and dataset.y is None:
         raise ConfigError(f"this conditional model needs labels: pass {name} as an (x, y) tuple or a labelled dataset")
     x = dataset.x.to(device)
     y = None if (dataset.y is None or not model.conditional) else dataset.y.to(device)
-    return Dataset(x, y, name=dataset.name)
+    return Dataset(x, y, name=dataset.name), None
 
 
-def _prepare_file(data: FileDataset, model: LatentVariableModel, name: str) -> FileDataset:
-    """Check a file-backed set chunk by chunk (one pass, memory bounded), as ``check_data`` checks one in memory."""
+def _prepare_file(data: FileDataset, model: LatentVariableModel, name: str) -> tuple[float, float]:
+    """Check a file-backed set chunk by chunk, as ``check_data`` checks one in memory, in the one pass that also
+    takes its (min, max), returned; memory stays bounded."""
     if len(data) == 0:
         raise ConfigError(f"{name} ({data.path}) is empty")
     if model.conditional and data.y is None:
         raise ConfigError(f"this conditional model needs labels, and {name} ({data.path}) has none")
-    for chunk in data.chunks(CHECK_CHUNK):
-        check_data(chunk, input_shape=model.input_shape, likelihood=model.config.get("likelihood"), name=f"{name} ({data.path})")
-    return data
+    return data_range(data, check=lambda chunk: check_data(chunk, input_shape=model.input_shape,
+                                                           likelihood=model.config.get("likelihood"), name=f"{name} ({data.path})"))
 
 
-def data_range(data: Dataset | FileDataset) -> tuple[float, float]:
-    """(min, max) of the examples: one reduction in memory, one chunked pass over a file."""
+def data_range(data: Dataset | FileDataset, check: Any = None) -> tuple[float, float]:
+    """(min, max) of the examples: one reduction in memory, one chunked pass over a file, calling
+    ``check(chunk)`` on each chunk as it is read."""
     if isinstance(data, Dataset):
         return tuple(float(v) for v in torch.aminmax(data.x.float()))
     low, high = math.inf, -math.inf
     for chunk in data.chunks(CHECK_CHUNK):
+        if check is not None:
+            check(chunk)
         lo, hi = torch.aminmax(chunk)
         low, high = min(low, float(lo)), max(high, float(hi))
     return low, high
@@ -435,8 +439,8 @@ def fit(
         check_compile(device)
     model.to(device).train()
     writes = out_dir is not None and group.is_main
-    train_set = _prepare(train, model, "train", device)
-    val_set = None if val is None else _prepare(val, model, "val", device)
+    train_set, file_range = _prepare(train, model, "train", device)
+    val_set = None if val is None else _prepare(val, model, "val", device)[0]
     streamed = isinstance(train_set, FileDataset)
     if binarize_data is not None and isinstance(val_set, Dataset):
         val_set = Dataset(static_binarize(val_set.x, seed=seed), val_set.y, name=val_set.name)
@@ -446,7 +450,7 @@ def fit(
     shard = n // group.world_size  # examples per process per epoch (the same for every process)
     # what objectives may need to know of the whole training set: its size (β-TC's N) and range (salt-and-pepper)
     model.dataset_size = n
-    model.data_range = data_range(train_set)
+    model.data_range = file_range or data_range(train_set)
     batch_size = min(batch_size, shard)
     apply_warmup_epochs(model, warmup_epochs, math.ceil(shard / batch_size))  # checked before anything is written
     warmup_done_epoch = warmup_epochs_of(model, math.ceil(shard / batch_size))  # patience counts only the epochs after it
