@@ -279,11 +279,8 @@ def _load_training_data(settings: dict[str, Any], split: str = "train") -> Datas
     return data
 
 
-def _likelihood_for(data: Any) -> str:
-    """The default observation model: Bernoulli for data in [0, 1] (images), Gaussian for anything else (tables)."""
-    from vaekit.train.trainer import data_range
-
-    low, high = data_range(data)
+def _likelihood_for(low: float, high: float) -> str:
+    """The default observation model for data in [low, high]: Bernoulli in [0, 1] (images), Gaussian otherwise (tables)."""
     return "bernoulli" if 0.0 <= low and high <= 1.0 else "gaussian"
 
 
@@ -323,7 +320,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     split_name = "test" if has_test else ("val" if val_set is not None else "train")
     chosen = settings["likelihood"] == "auto"
     if chosen:
-        settings["likelihood"] = _likelihood_for(train_full)
+        low, high = data_range(train_full)  # one pass over a file-backed set
+        settings["likelihood"] = _likelihood_for(low, high)
     spec = {k: settings[k] for k in SPEC_KEYS}
     if settings["conditional"] and not options.get("num_classes") and not options.get("condition_dim"):
         spec["num_classes"] = int(train_full.y.max()) + 1
@@ -335,7 +333,6 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         _check_resume(out, model, settings)
     settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)
     if chosen:
-        low, high = data_range(train_full)
         _say(settings, f"likelihood: {model.config['likelihood']} (data in [{low:g}, {high:g}]; choose another with --likelihood)")
     # every argument is checked: from here on files are written
     resolved = {"model": name, **settings, "options": model.config["options"], "out": str(out)}
