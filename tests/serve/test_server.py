@@ -141,10 +141,15 @@ def test_port_in_use_is_refused(explorer, tiny_run, tmp_path, capsys):
 def test_command_serves_until_interrupted(tiny_run, capsys):
     """``vaekit explore`` prints the URL, answers there, and Ctrl-C (KeyboardInterrupt) ends it with one line and status 0."""
     import _thread
+    import signal
     import threading
     import time
 
     from vaekit.cli import main
+
+    # Ctrl-C needs Python's SIGINT handler: a shell starts background jobs (`pytest &`) with SIGINT ignored, and then
+    # interrupt_main does nothing and the server would serve forever
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     with socket.socket() as probe:  # a port free a moment ago
         probe.bind(("127.0.0.1", 0))
@@ -162,7 +167,10 @@ def test_command_serves_until_interrupted(tiny_run, capsys):
 
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
-    code = main(["explore", str(tiny_run), "--port", str(port), "--no-browser", "-n", "50"])
+    try:
+        code = main(["explore", str(tiny_run), "--port", str(port), "--no-browser", "-n", "50"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     thread.join()
     out, err = capsys.readouterr()
     assert code == 0 and out.strip() == f"http://127.0.0.1:{port}/"
