@@ -52,6 +52,13 @@ def test_stream_on_data_that_cannot_be_mapped_is_one_line_and_writes_nothing(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_image_size_for_a_streamed_array_is_refused(tmp_path, capsys):
+    path = _digits_file(tmp_path)
+    assert main(["train", "vae", "--data", str(path), *TINY, "--stream", "--image-size", "4,4", "--out", str(tmp_path / "run")]) == 2
+    assert "not an image folder" in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_streaming_is_chosen_when_the_data_would_not_fit(tmp_path, capsys, monkeypatch):
     import vaekit.data.streaming as streaming
 

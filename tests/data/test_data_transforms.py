@@ -174,3 +174,34 @@ def test_parse_noise():
                          ("speckle:0.1", "unknown noise")):
         with pytest.raises(DataError, match=message):
             parse_noise(bad)
+
+
+def test_counter_uniform_is_uniform_and_depends_only_on_seed_row_and_position():
+    from scipy import stats
+
+    from vaekit.data import counter_uniform
+
+    rows = torch.arange(2000)
+    u = counter_uniform(rows, 50, seed=3)
+    assert u.shape == (2000, 50) and float(u.min()) >= 0 and float(u.max()) < 1
+    assert stats.kstest(u.flatten().numpy(), "uniform").pvalue > 1e-3
+    # neighbouring rows and positions are not correlated
+    assert abs(float(torch.corrcoef(torch.stack([u[:-1].flatten(), u[1:].flatten()]))[0, 1])) < 0.02
+    assert abs(float(torch.corrcoef(torch.stack([u[:, :-1].flatten(), u[:, 1:].flatten()]))[0, 1])) < 0.02
+    picked = torch.tensor([1999, 7, 7, 0])
+    assert torch.equal(counter_uniform(picked, 50, seed=3), u[picked])  # any subset, order, repeats
+    assert not torch.equal(counter_uniform(rows, 50, seed=4), u)
+
+
+def test_binarize_rows_is_a_fixed_binarisation_whatever_the_batching():
+    from vaekit.data import binarize_rows
+
+    x = torch.rand(600, 1, 4, 4)
+    whole = binarize_rows(x, torch.arange(600), seed=1)
+    assert set(whole.unique().tolist()) <= {0.0, 1.0}
+    perm = torch.randperm(600)
+    batched = torch.cat([binarize_rows(x[p], p, seed=1) for p in perm.split(64)])
+    assert torch.equal(batched, whole[perm])
+    assert abs(float(whole.mean() - x.mean())) < 0.02  # P(1) = the value
+    assert torch.equal(binarize_rows(torch.ones(3, 2), torch.arange(3)), torch.ones(3, 2))  # u < 1 always
+    assert not binarize_rows(torch.zeros(3, 2), torch.arange(3)).any()

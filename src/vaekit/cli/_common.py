@@ -15,7 +15,7 @@ import yaml
 
 __all__ = [
     "TRAIN_DEFAULTS", "DATA_DEFAULTS", "data_defaults", "SPEC_KEYS", "check_output_file", "check_out_dir", "STATE_FILE", "_say", "_int_at_least", "_positive_int", "_count", "_int_list",
-    "_read_yaml", "_load_data", "_has_test_split", "_binarized", "_run_settings", "_eval_data", "add_run_arguments",
+    "_read_yaml", "_load_data", "_image_size", "_has_test_split", "_binarized", "_run_settings", "_eval_data", "add_run_arguments",
 ]
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -132,15 +132,21 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
 def _load_data(settings: dict[str, Any], split: str):
     from vaekit.data import load_dataset
+
+    return load_dataset(
+        settings["data"], split=split, data_dir=settings.get("data_dir"), label_column=settings.get("label_column"),
+        image_size=_image_size(settings),
+    )
+
+
+def _image_size(settings: dict[str, Any]) -> tuple[int, ...] | None:
+    """``--image-size`` as a tuple (None when not given); a ConfigError when the data is not an image folder."""
     from vaekit.errors import ConfigError
 
     image_size = settings.get("image_size")
     if image_size and not _is_image_folder(settings["data"]):
         raise ConfigError(f"--image-size resizes the images of a folder, and {settings['data']} is not an image folder; drop --image-size")
-    return load_dataset(
-        settings["data"], split=split, data_dir=settings.get("data_dir"), label_column=settings.get("label_column"),
-        image_size=tuple(image_size) if image_size else None,
-    )
+    return tuple(image_size) if image_size else None
 
 
 def _is_image_folder(source: str) -> bool:

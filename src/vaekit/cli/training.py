@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from vaekit.cli._common import (
-    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _int_list, _is_image_folder, _load_data,
+    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _image_size, _int_list, _is_image_folder, _load_data,
     _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
 )
 
@@ -270,8 +270,7 @@ def _load_training_data(settings: dict[str, Any], split: str = "train") -> Datas
     stream = settings["stream"] or (streamable and Path(str(source)).exists() and not fits_in_memory(source))
     if not stream:
         return _load_data(settings, split)
-    image_size = settings.get("image_size")
-    data = open_file_dataset(source, split=split, image_size=tuple(image_size) if image_size else None)
+    data = open_file_dataset(source, split=split, image_size=_image_size(settings))
     if split == "train":
         why = "--stream" if settings["stream"] else "it would not fit in memory"
         _say(settings, f"streaming {source} from disk ({len(data)} examples, {estimated_memory_bytes(source) / 2**30:.1f} GiB as "

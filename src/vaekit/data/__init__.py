@@ -29,6 +29,7 @@ from vaekit.data.transforms import (
     NOISE_TYPES,
     binarize,
     counter_uniform,
+    binarize_rows,
     corrupt,
     min_max_scale,
     parse_noise,
@@ -58,6 +59,7 @@ __all__ = [
     # transforms
     "binarize",
     "counter_uniform",
+    "binarize_rows",
     "static_binarize",
     "min_max_scale",
     "train_val_split",

@@ -14,6 +14,7 @@ from vaekit.errors import DataError
 __all__ = [
     "binarize",
     "counter_uniform",
+    "binarize_rows",
     "static_binarize",
     "min_max_scale",
     "train_val_split",
@@ -84,6 +85,16 @@ def counter_uniform(rows: torch.Tensor, numel: int, seed: int = 0) -> torch.Tens
     positions = torch.arange(numel, dtype=torch.int64, device=rows.device)
     bits = _hash32(_hash32(rows ^ key) ^ positions)
     return bits.to(torch.float64).div_(2.0**32).to(torch.float32).clamp_(max=1 - 2**-24)
+
+
+def binarize_rows(x: torch.Tensor, rows: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Fixed binarisation of the examples ``x`` at positions ``rows`` of their set: entry j of example r becomes 1
+    when :func:`counter_uniform` (seed, r, j) < its value. The same result in any batch, order or process, so a
+    set read batch by batch from a file is binarised once and for all, as :func:`static_binarize` does one in memory.
+    ``x`` must hold values in [0, 1]; unlike :func:`binarize` this is not checked here (a check is a host sync, and
+    the trainer calls this once per batch on data it checked before training)."""
+    uniform = counter_uniform(rows, x[0].numel() if len(x) else 0, seed).to(x.device).view_as(x)
+    return (uniform < x).to(x.dtype)
 
 
 def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 
 from vaekit._device import resolve_device
 from vaekit._io import atomic_write_text
-from vaekit.data import Dataset, FileDataset, as_dataset, batch_loader, binarize, check_data, counter_uniform, static_binarize
+from vaekit.data import Dataset, FileDataset, as_dataset, batch_loader, binarize, binarize_rows, check_data, static_binarize
 from vaekit.errors import ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
@@ -236,7 +236,7 @@ def _file_batches(data: FileDataset, order: torch.Tensor, batch_size: int, steps
 
     Dynamic binarisation draws each step's uniforms for the global batch (every process's batch, rank 0's
     first) from the shared generator and keeps its own part, so N processes binarise as one process over
-    their union does; static binarisation uses :func:`vaekit.data.counter_uniform` of each example's
+    their union does; static binarisation is :func:`vaekit.data.binarize_rows` of each example's
     position, the same in every epoch, batch and process.
     """
     indices = [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
@@ -249,7 +249,7 @@ def _file_batches(data: FileDataset, order: torch.Tensor, batch_size: int, steps
             uniform = torch.rand((group.world_size * b, *xb.shape[1:]), generator=generator)[group.rank * b : (group.rank + 1) * b]
             xb = (uniform.to(device, non_blocking=True) < xb).to(xb.dtype)
         elif binarize_data == "static":
-            xb = (counter_uniform(index, xb[0].numel(), seed + 1).to(device).view_as(xb) < xb).to(xb.dtype)
+            xb = binarize_rows(xb, index, seed + 1)
         yield xb, None if labels is None else labels[index].to(device, non_blocking=True)
 
 
@@ -266,7 +266,7 @@ SCHEDULES_DONE = 2**62
 
 def _validation_batches(val: Dataset | FileDataset, batch_size: int, binarize_data: str | None, seed: int,
                         device: torch.device, conditional: bool):
-    """``val`` in order, ``batch_size`` at a time; a file-backed set binarised with :func:`counter_uniform`
+    """``val`` in order, ``batch_size`` at a time; a file-backed set binarised with :func:`binarize_rows`
     (the same numbers every epoch), an in-memory one already binarised once by ``fit``."""
     if isinstance(val, Dataset):
         for start in range(0, len(val), batch_size):
@@ -276,8 +276,7 @@ def _validation_batches(val: Dataset | FileDataset, batch_size: int, binarize_da
     for start, xb in zip(range(0, len(val), batch_size), val.chunks(batch_size)):
         xb = xb.to(device, non_blocking=True)
         if binarize_data is not None:
-            rows = torch.arange(start, start + xb.shape[0])
-            xb = (counter_uniform(rows, xb[0].numel(), seed).to(device).view_as(xb) < xb).to(xb.dtype)
+            xb = binarize_rows(xb, torch.arange(start, start + xb.shape[0]), seed)
         yield xb, None if labels is None else labels[start : start + xb.shape[0]].to(device)
 
 
@@ -333,7 +332,7 @@ def fit(
             or a ``vaekit.data.FileDataset`` (``open_file_dataset``: a memory-mapped ``.npy``/``.npz``
             or an image folder read lazily) for data larger than memory: checked in one chunked
             pass, then read batch by batch through a DataLoader, with the same permutation,
-            binarisation (``counter_uniform`` for "static") and resume semantics.
+            binarisation (``binarize_rows`` for "static") and resume semantics.
         epochs, batch_size, lr, weight_decay: the optimisation budget (Adam).
         out_dir: run folder. Gets ``config.json`` + ``model.safetensors`` (the best model so
             far, what ``vaekit.load(out_dir)`` returns), ``checkpoint.safetensors`` (the last
