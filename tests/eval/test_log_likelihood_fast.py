@@ -64,7 +64,7 @@ def recorded_run(monkeypatch, model, x, y, num_samples, **kwargs):
     inputs, scored = [], []
     hook = model.decoder.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach().clone()))
     original = importance.log_prob_repeated
-    monkeypatch.setattr(importance, "log_prob_repeated", lambda px, xs, r, work=None: scored.append((xs.clone(), r)) or original(px, xs, r, work))
+    monkeypatch.setattr(importance, "log_prob_repeated", lambda px, xs, r, overwrite=False: scored.append((xs.clone(), r)) or original(px, xs, r, overwrite))
     try:
         result = vaekit.log_likelihood(model, x, num_samples, y=y, **kwargs)
     finally:
@@ -160,6 +160,27 @@ def test_fused_bernoulli_sum_equals_binary_cross_entropy(scale, shape, event_dim
             got = bernoulli_log_prob(logits, x, event_dims)
         size = math.prod(shape[len(shape) - event_dims :])
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=3e-8 * size + 1e-6)  # σ(|ℓ|) rounded: ≤ 3·10⁻⁸ nats a value
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0, 30.0])
+@pytest.mark.parametrize("event", [(784,), (1, 28, 28), (113,)])
+def test_fused_bernoulli_sum_of_one_example_against_its_codes_in_place(scale, event):
+    """x (B, 1, *event) against R codes each (the importance-sampling layout: Σ(1 − 2x)ℓ is a
+    matrix-vector product per example), computed in ℓ's own memory or not: the same values as
+    torch's on x repeated, also when Σ|ℓ| and Σ(1 − 2x)ℓ nearly cancel (scale 30)."""
+    g = torch.Generator().manual_seed(1)
+    logits = scale * torch.randn(3, 50, *event, generator=g)
+    x = torch.rand(3, 1, *event, generator=g).round()
+    expected = Bernoulli(logits=logits, validate_args=False).log_prob(x.expand_as(logits)).flatten(2).sum(-1)
+    with torch.no_grad():
+        kept = bernoulli_log_prob(logits, x, len(event))
+        scratch = logits.clone()
+        in_place = bernoulli_log_prob(scratch, x, len(event), overwrite=True)
+    size = math.prod(event)
+    torch.testing.assert_close(kept, expected, rtol=1e-5, atol=3e-8 * size + 1e-6)
+    torch.testing.assert_close(in_place, kept, rtol=0, atol=0)
+    assert not torch.equal(scratch, logits)  # overwritten, as asked; the default left ℓ alone
+    assert torch.equal(logits, scale * torch.randn(3, 50, *event, generator=torch.Generator().manual_seed(1)))
 
 
 def test_fused_bernoulli_sum_is_finite_for_saturated_and_uninformative_logits():

@@ -45,8 +45,9 @@ class LikelihoodHead(nn.Module):
         self.input_shape = tuple(input_shape)
 
     def split(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        params = raw.reshape(raw.shape[0], self.num_parameters, *self.input_shape)
-        return params.unbind(1)
+        if self.num_parameters == 1:
+            return (raw.reshape(raw.shape[0], *self.input_shape),)
+        return raw.reshape(raw.shape[0], self.num_parameters, *self.input_shape).unbind(1)
 
     def wrap(self, d: Distribution) -> Distribution:
         return Independent(d, len(self.input_shape), validate_args=False)
@@ -127,7 +128,7 @@ SIGMOID_GROUP = 112
 float32 (the smallest is 2⁻¹²⁶), and 784 = 7 · 112 pixels of a 28×28 image take 7 logs."""
 
 
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, work: torch.Tensor | None = None) -> torch.Tensor:
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, overwrite: bool = False) -> torch.Tensor:
     r"""Σ_j log Bernoulli(x_j; sigmoid(ℓ_j)) over the last ``event_dims`` dimensions, x broadcast against ℓ.
 
     The value of ``Independent(Bernoulli(logits=ℓ), event_dims).log_prob(x)`` (torch takes
@@ -140,30 +141,37 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, w
 
     with groups of :data:`SIGMOID_GROUP` values: one sigmoid per value and one log per group
     instead of an exp and a log1p per value (torch's softplus costs about four sigmoids). The
-    first part is again a sum of terms ≥ 0. Rounding σ(|ℓ|) to float32 costs at most 3·10⁻⁸
-    nats per value; the result agrees with torch's to 10⁻⁵ relative
-    (tests/eval/test_log_likelihood_fast.py).
+    first part is Σ|ℓ| plus Σ(1 − 2x)ℓ, the latter one matrix-vector product per example
+    (three passes over ℓ in all: |ℓ| with its sum, the product, σ in place). Rounding σ(|ℓ|)
+    to float32 costs at most 3·10⁻⁸ nats per value; the result agrees with torch's to 10⁻⁵
+    relative (tests/eval/test_log_likelihood_fast.py).
 
     Arguments:
         logits: ℓ, shape (*batch, *event).
         x: the data, broadcastable to ℓ's shape.
         event_dims: the number of trailing dimensions summed over.
-        work: optional scratch memory for the two working arrays (without gradients): a
-            tensor of ℓ's dtype with at least 2·ℓ.numel() values, reused from call to call
-            to spare two allocations (each a fresh round of page faults for large arrays).
+        overwrite: without gradients, work in ℓ's own memory (its values are lost): the
+            caller's scratch, as for decoded logits scored once. Spares an array the size of
+            ℓ, and with it a fresh round of page faults and of cache misses.
     """
     if torch.is_grad_enabled() and (logits.requires_grad or x.requires_grad):
         terms = F.softplus(logits)  # its backward reads ℓ, not this output: updating it in place is safe
         return -_sum_event(terms.addcmul_(logits, x, value=-1.0), event_dims)
     logits = logits.flatten(-event_dims) if event_dims else logits.unsqueeze(-1)
     x = x.flatten(-event_dims) if event_dims else x.unsqueeze(-1)
-    n = logits.numel()
-    use_work = work is not None and work.numel() >= 2 * n and work.dtype == logits.dtype and work.device == logits.device
-    magnitude = torch.abs(logits, out=work[:n].view(logits.shape)) if use_work else logits.abs()
-    sig = torch.sigmoid(magnitude, out=work[n : 2 * n].view(logits.shape)) if use_work else torch.sigmoid(magnitude)
-    log_sig = _sum_log_grouped(sig)
-    twice_linear = magnitude.addcmul_(logits, 1.0 - 2.0 * x).sum(-1)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
+    signed = _signed_sum(logits, 1.0 - 2.0 * x)
+    magnitude = logits.abs_() if overwrite else logits.abs()
+    twice_linear = magnitude.sum(-1).add_(signed)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
+    log_sig = _sum_log_grouped(magnitude.sigmoid_())
     return log_sig.sub_(twice_linear, alpha=0.5)
+
+
+def _signed_sum(logits: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """Σ_j s_j ℓ_j over the last dimension, s broadcast against ℓ: a matrix-vector product per
+    example when s is one row per example (x against its R codes), no (…, M) product array."""
+    if signs.dim() == logits.dim() and signs.shape[-2] == 1 and signs.shape[:-2] == logits.shape[:-2]:
+        return torch.matmul(logits, signs.transpose(-1, -2)).squeeze(-1)
+    return (logits * signs).sum(-1)
 
 
 def _sum_log_grouped(values: torch.Tensor) -> torch.Tensor:
@@ -205,7 +213,7 @@ def _at_precision(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == x.dtype else t.to(torch.promote_types(t.dtype, x.dtype))
 
 
-def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int, work: torch.Tensor | None = None) -> torch.Tensor:
+def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int, overwrite: bool = False) -> torch.Tensor:
     r"""log p_{b,r}(x_b) for a p(x|z) over B·R codes in which rows b·R … b·R + R − 1 belong to x_b; shape (B, R).
 
     The scores of importance sampling: example b under each of its R codes z_{b,r}. Equal to
@@ -220,7 +228,8 @@ def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int, work: tor
         px: p(x|z) with batch shape (B·R,) and event shape ``x.shape[1:]``.
         x: the data, shape (B, *event_shape).
         repeats: R, the codes per example.
-        work: scratch memory for :func:`bernoulli_log_prob` (2·B·R·M values), reused across calls.
+        overwrite: let :func:`bernoulli_log_prob` work in px's logits (they are lost): for a
+            p(x|z) decoded to be scored once, without gradients.
 
     Example:
         >>> px = BernoulliLikelihood((3,))(torch.zeros(4, 3))  # B = 2 examples, R = 2 codes each
@@ -232,7 +241,7 @@ def log_prob_repeated(px: Distribution, x: torch.Tensor, repeats: int, work: tor
     base = px.base_dist if type(px) is Independent and px.reinterpreted_batch_ndims == event_dims else None
     xr = x.unsqueeze(1)  # (B, 1, *event): broadcast over the R codes
     if type(base) is Bernoulli:  # torch scores a Bernoulli by its logits too
-        return bernoulli_log_prob(_regroup(_at_precision(base.logits, x), repeats), xr, event_dims, work)
+        return bernoulli_log_prob(_regroup(_at_precision(base.logits, x), repeats), xr, event_dims, overwrite)
     if type(base) is Normal:
         loc, scale = (_at_precision(t, x) for t in (base.loc, base.scale))
         return normal_log_prob(_regroup(loc, repeats), _regroup(scale, repeats), xr, event_dims)

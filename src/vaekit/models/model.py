@@ -125,7 +125,8 @@ class LatentVariableModel(nn.Module):
                 raise DataError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}") from None
         if value.is_complex():
             raise DataError(f"{name} must hold real numbers, got dtype {value.dtype}")
-        return value.to(device=self.device, dtype=self._dtype)
+        first = next(self.parameters())
+        return value.to(device=first.device, dtype=first.dtype)
 
     def check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
