@@ -102,3 +102,33 @@ def test_fast_and_schedules_from_the_command_line(tmp_path, capsys):
     assert main(["train", "vae", "--data", "digits", *TINY, "--lr-warmup-epochs", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--schedule cosine" in _one_error_line(capsys)
     assert main(["train", "vae", "--data", "digits", *TINY, "--schedule", "onecycle", "--out", str(tmp_path / "one")]) == 0
+
+
+def test_eval_streams_a_file_and_scores_it_as_in_memory(tmp_path, capsys, monkeypatch):
+    """`vaekit eval --stream` reads the run's .npy batch by batch, and automatically when it would not fit
+    in memory; the metrics equal the in-memory evaluation's (same seed, same batches)."""
+    import vaekit.data.streaming as streaming
+
+    path = _digits_file(tmp_path)
+    assert main(["train", "vae", "--data", str(path), *TINY, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    outputs = {}
+    for name, extra in (("memory", []), ("stream", ["--stream"])):
+        assert main(["eval", str(tmp_path / "run"), "--nll-samples", "5", "--quiet", *extra]) == 0
+        outputs[name] = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(streaming, "available_memory_bytes", lambda: 1000)
+    assert main(["eval", str(tmp_path / "run"), "--nll-samples", "5", "--quiet"]) == 0
+    outputs["auto"] = json.loads(capsys.readouterr().out)
+    assert "streamed" not in outputs["memory"] and outputs["stream"]["streamed"] and outputs["auto"]["streamed"]
+    for name in ("stream", "auto"):
+        for k in ("elbo", "kl", "mse", "log_likelihood", "active_units", "num_examples"):
+            assert outputs[name][k] == pytest.approx(outputs["memory"][k], rel=1e-5), (name, k)
+
+
+def test_eval_stream_on_a_built_in_data_set_is_one_line(tmp_path, capsys):
+    path = _digits_file(tmp_path)
+    assert main(["train", "vae", "--data", str(path), *TINY, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--data", "digits", "--stream", "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--stream reads a memory-mapped .npy" in lines[0]

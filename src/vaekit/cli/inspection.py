@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, Callable
-
 
 from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments, check_output_file
 
@@ -13,17 +13,45 @@ __all__ = ["add_commands"]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     import vaekit
 
     model = vaekit.load(args.run, device=args.device or "cpu")
     settings = _run_settings(args.run)
-    data, x, split = _eval_data(args, settings)
-    import torch
-
+    data, split = _eval_file(args, settings)
+    if data is not None:  # file-backed, read batch by batch and binarised as read: the file may not fit in memory
+        x, streamed = data, {"streamed": True, "binarize": "none" if (args.binarize or settings.get("binarize", "none")) == "none" else "static"}
+    else:
+        (data, x, split), streamed = _eval_data(args, settings), {}
     torch.manual_seed(args.seed)
-    metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples, progress=not args.quiet)
-    print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split, **metrics}, indent=2))
+    metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples,
+                              progress=not args.quiet, binarize=streamed.get("binarize", "none"))
+    print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split,
+                      **({"streamed": True} if streamed else {}), **metrics}, indent=2))
     return 0
+
+
+def _eval_file(args: argparse.Namespace, run_settings: dict[str, Any]) -> tuple[Any, str]:
+    """``(data, split)``: the evaluation split as a file-backed set when it is read batch by batch
+    (``--stream``, a run trained with ``--stream``, or a file that would not fit in memory, as
+    ``vaekit train`` decides), else ``(None, split)`` for the in-memory path."""
+    from vaekit.cli._common import _has_test_split, _image_size, _is_image_folder
+    from vaekit.data import fits_in_memory, open_file_dataset
+    from vaekit.errors import ConfigError
+
+    settings = dict(run_settings)
+    settings.update({k: v for k, v in (("data", args.data), ("data_dir", args.data_dir)) if v})
+    source = str(settings["data"])
+    split = "test" if _has_test_split(source) else "train"
+    streamable = _is_image_folder(source) or Path(source).suffix.lower() in (".npy", ".npz")
+    if args.stream and not streamable:
+        raise ConfigError(f"--stream reads a memory-mapped .npy, an uncompressed .npz or an image folder, and {source} is none of "
+                          "them; the built-in data sets fit in memory: drop --stream")
+    if not streamable or not (args.stream or settings.get("stream") or (Path(source).exists() and not fits_in_memory(source))):
+        return None, split
+    data = open_file_dataset(source, split=split, image_size=_image_size(settings))
+    return (data[: args.limit] if args.limit else data), split
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -140,6 +168,9 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
 
     p = run_parser("eval", "evaluate a run: JSON metrics on stdout")
     p.add_argument("--nll-samples", type=_count, default=1000, help="importance samples K for log p(x) (0: skip)")
+    p.add_argument("--stream", action="store_true",
+                   help="read a .npy/.npz file or image folder batch by batch (automatic when it would not fit in memory, "
+                        "or when the run was trained with --stream)")
     p.add_argument("--device", default=None)
     p = run_parser("sample", "draw samples from the prior into a PNG grid")
     p.add_argument("-n", type=_positive_int, default=64)
