@@ -99,8 +99,8 @@ def diagonal_mixture_log_prob(value: torch.Tensor, logits: torch.Tensor, loc: to
         log p(z) = logsumexp_k [log w_k − ½ Q_k(z) − Σ_d log σ_kd] − (D/2) log 2π,
 
     so N draws cost two (N, D) × (D, K) products instead of a dozen passes over an (N, K, D)
-    tensor and its gradient (the VampPrior's log p(z) with N = 100, K = 500, D = 40 went from
-    ~80 to ~2 ms a training step). The three terms of Q_k can be large next to their sum
+    tensor and its gradient (a ``vamp_vae`` training step with N = 100, K = 500, D = 40 runs
+    2.2× faster, 6–7× at N = 500: ``benchmarks/vamp_prior_speed.py``). The three terms of Q_k can be large next to their sum
     (λ up to e⁶ with the recipe's log-variance clamp, more without it), so Q is formed in
     float64, clamped at 0 (it is a sum of squares) and the result returned in ``value``'s
     dtype.
