@@ -105,36 +105,36 @@ def evaluate(
     was_training = model.training
     model.eval()
     variational = has_likelihood(model)
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "mse": 0.0} if variational else {"mse": 0.0}
+    names = ("elbo", "reconstruction", "kl", "mse") if variational else ("mse",)
+    sums = {k: torch.zeros((), dtype=torch.float64, device=model.device) for k in names}  # on the device: no sync per batch
     kl_dims: list[torch.Tensor] | None = []
     codes = []
     try:
         for xb, yb in _batches(model, x, y, batch_size, binarize):
             q = model.encode(xb, yb)
             code = latent_code(q)
-            mse = (model.decode(code, yb).mean - xb).pow(2).flatten(1).sum(1)
-            sums["mse"] += float(mse.sum())
-            codes.append(code.cpu())
+            sums["mse"] += (model.decode(code, yb).mean - xb).pow(2).flatten(1).sum(1).sum()
+            codes.append(code)
             if not variational:
                 continue
             p = model.prior()
             z, _, kl = sample_and_kl(q, p)  # the training objective's KL: closed form where there is one
             recon = -model.decode(z, yb).log_prob(xb)
-            sums["elbo"] += float(-(recon + kl).sum())
-            sums["reconstruction"] += float(recon.sum())
-            sums["kl"] += float(kl.sum())
+            sums["elbo"] -= (recon + kl).sum()
+            sums["reconstruction"] += recon.sum()
+            sums["kl"] += kl.sum()
             if kl_dims is not None:
                 try:
-                    kl_dims.append(kl_per_dimension(q, p).sum(0).cpu())
+                    kl_dims.append(kl_per_dimension(q, p).sum(0))
                 except NotImplementedError:  # flows: no per-coordinate KL
                     kl_dims = None
     finally:
         model.train(was_training)
-    result: dict[str, Any] = {k: v / n for k, v in sums.items()}
+    result: dict[str, Any] = {k: float(v) / n for k, v in sums.items()}
     result["num_examples"] = n
     if variational:
         result["kl_per_dimension"] = (torch.stack(kl_dims).sum(0) / n).tolist() if kl_dims else None
-    count, activity = active_units(torch.cat(codes), active_threshold)
+    count, activity = active_units(torch.cat(codes).cpu(), active_threshold)
     result["active_units"] = count
     result["unit_activity"] = activity.tolist()
     if nll_samples > 0 and variational:
