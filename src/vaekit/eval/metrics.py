@@ -52,7 +52,8 @@ def _batches(model: "LatentVariableModel", x: "torch.Tensor | FileDataset", y: t
                 check_data(xb, likelihood="bernoulli", name="x")  # binarisation needs values in [0, 1]
                 xb = binarize_rows(xb, torch.arange(start, start + xb.shape[0]), seed=0)
             xb = check_model_input(model, xb)  # checked on the host, then copied without blocking
-            yield (xb.pin_memory() if cuda and xb.device.type == "cpu" else xb).to(device, non_blocking=True), None if y is None else y[start : start + xb.shape[0]].to(device, non_blocking=True)
+            xb = (xb.pin_memory() if cuda and xb.device.type == "cpu" else xb).to(device, non_blocking=True)
+            yield xb, None if y is None else y[start : start + xb.shape[0]].to(device, non_blocking=True)
         return
     for start in range(0, x.shape[0], batch_size):
         yield x[start : start + batch_size].to(device), None if y is None else y[start : start + batch_size].to(device)
