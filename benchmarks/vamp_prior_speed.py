@@ -25,7 +25,7 @@ import statistics
 import time
 
 import torch
-from torch.distributions import Categorical, Independent, MixtureSameFamily
+from torch.distributions import Categorical, MixtureSameFamily
 
 import vaekit
 from vaekit.distributions import VampPrior
