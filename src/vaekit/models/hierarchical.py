@@ -33,7 +33,7 @@ from vaekit.models.model import LatentVariableModel
 from vaekit.models.registry import register
 from vaekit.models.spec import ModelSpec
 from vaekit.nn import GatedDense
-from vaekit.objectives import HierarchicalELBO
+from vaekit.objectives import HierarchicalELBO, ImportanceWeightedBound
 
 __all__ = ["HierarchicalLatentVariableModel", "hvae", "dense_body"]
 
@@ -104,14 +104,17 @@ class HierarchicalLatentVariableModel(LatentVariableModel):
 
 
 @register("hvae", family="variational")
-def hvae(spec: ModelSpec, *, top_latent_dim: int = 16, warmup_steps: int = 0) -> LatentVariableModel:
+def hvae(spec: ModelSpec, *, top_latent_dim: int = 16, warmup_steps: int = 0, num_samples: int = 1) -> LatentVariableModel:
     r"""Two-layer VAE: q(z₂|x) q(z₁|x, z₂), p(z₂) p(z₁|z₂) p(x|z₁, z₂), p(z₂) standard or VampPrior.
 
     Trained on the one-sample bound (:class:`vaekit.objectives.HierarchicalELBO`)
 
         E_q[log p(x|z₁,z₂)] − E_q[KL(q(z₁|x,z₂) ‖ p(z₁|z₂))] − KL(q(z₂|x) ‖ p(z₂)),
 
-    the bottom KL in closed form given z₂. Networks: the ``arch`` encoder body gives h(x);
+    the bottom KL in closed form given z₂; or, with ``num_samples`` = k > 1, on the k-sample
+    importance-weighted bound over both layers (:class:`vaekit.objectives.ImportanceWeightedBound`,
+    Burda et al. 2016), log (1/k) Σ_i p(x, z₁ⁱ, z₂ⁱ) / q(z₁ⁱ, z₂ⁱ|x) with (z₁ⁱ, z₂ⁱ) drawn
+    ancestrally from q, which is tighter than the ELBO and rises to log p(x) with k. Networks: the ``arch`` encoder body gives h(x);
     q(z₂|x) is a diagonal Gaussian head on h; q(z₁|x, z₂) a diagonal Gaussian head after one
     dense layer (width ``hidden_dims[-1]``) on [h, z₂]; p(z₁|z₂) a diagonal Gaussian head after
     two dense layers on z₂; p(x|z₁, z₂) the ``arch`` decoder on [z₁, z₂]. Dense layers are
@@ -127,9 +130,16 @@ def hvae(spec: ModelSpec, *, top_latent_dim: int = 16, warmup_steps: int = 0) ->
     Options:
         top_latent_dim: D₂, the size of the top layer z₂ (``latent_dim`` is D₁, the size of z₁).
         warmup_steps: KL weight raised linearly from 0 to 1 over this many steps (0: off; or ``fit(warmup_epochs=)``).
+        num_samples: k, importance samples of the training bound (1: the ELBO; k > 1: the IWAE
+            bound, which has no KL term to warm up).
     """
     if top_latent_dim <= 0:
         raise ConfigError(f"top_latent_dim must be a positive integer (the size of z2), got {top_latent_dim}")
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+        raise ConfigError(f"num_samples must be a positive integer (importance samples of the training bound; 1: the ELBO), got {num_samples!r}")
+    if num_samples > 1 and warmup_steps:
+        raise ConfigError("num_samples > 1 trains on the IWAE bound, which has no KL weight to warm up; drop warmup_steps "
+                          "(or train with num_samples=1 first and continue on the IWAE bound)")
     if spec.condition_size:
         raise ConfigError("hvae is unconditional; drop num_classes/condition_dim (conditional_vae takes labels)")
     d1, d2, width, gated = spec.latent_dim, top_latent_dim, spec.hidden_dims[-1], spec.arch == "gated_mlp"
@@ -150,5 +160,5 @@ def hvae(spec: ModelSpec, *, top_latent_dim: int = 16, warmup_steps: int = 0) ->
         decoder=spec.decoder(likelihood.num_parameters, in_features=d1 + d2),
         likelihood=likelihood,
         prior=spec.prior_for(encoder, top_head, latent_dim=d2),
-        objective=HierarchicalELBO(warmup_steps=warmup_steps),
+        objective=HierarchicalELBO(warmup_steps=warmup_steps) if num_samples == 1 else ImportanceWeightedBound(num_samples=int(num_samples)),
     )
