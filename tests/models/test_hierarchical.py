@@ -147,6 +147,30 @@ def test_cli_trains_hvae_on_digits(tmp_path):
     assert isinstance(vaekit.load(out).prior_module, VampPrior)
 
 
+def test_cli_continues_an_elbo_run_on_the_iwae_bound_with_init_from(tmp_path, capsys):
+    """`--init-from RUN --num-samples k`: the new run starts from RUN's weights (lr 1e-12: it ends where it began)
+    and trains on the k-sample bound; weights that do not fit, or no weights, are one line and nothing written."""
+    from vaekit.objectives import ImportanceWeightedBound
+
+    shape = ["--data", "digits", "--arch", "gated_mlp", "--hidden-dims", "16", "--latent-dim", "2", "--top-latent-dim", "2",
+             "--prior", "vamp", "--pseudo-inputs", "5", "--batch-size", "256", "--nll-samples", "0", "--quiet"]
+    assert main(["train", "hvae", *shape, "--epochs", "1", "--out", str(tmp_path / "elbo")]) == 0
+    assert main(["train", "hvae", *shape, "--epochs", "1", "--lr", "1e-12", "--num-samples", "3",
+                 "--init-from", str(tmp_path / "elbo"), "--out", str(tmp_path / "iwae")]) == 0
+    start, tuned = vaekit.load(tmp_path / "elbo"), vaekit.load(tmp_path / "iwae")
+    assert isinstance(tuned.objective, ImportanceWeightedBound) and tuned.objective.num_samples == 3
+    for k, v in start.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[k], v, rtol=0, atol=1e-9, msg=k)
+    assert (tmp_path / "iwae" / "train.yaml").read_text().count(f"init_from: {tmp_path / 'elbo'}") == 1
+    capsys.readouterr()
+    for source, message in ((tmp_path / "elbo", "its weights do not fit this hvae"), (tmp_path / "nowhere", "no model.safetensors there")):
+        wider = [*shape[:5], "32", *shape[6:]] if source.name == "elbo" else shape
+        assert main(["train", "hvae", *wider, "--epochs", "1", "--init-from", str(source), "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+        assert not (tmp_path / "bad").exists()
+
+
 def test_the_iwae_bound_over_both_layers_rises_from_the_elbo_to_the_exact_marginal():
     """num_samples = k: the k-sample bound over (z₁, z₂) drawn ancestrally from q. In expectation it is
     the ELBO at k = 1 (which HierarchicalELBO computes with the bottom KL in closed form), it rises

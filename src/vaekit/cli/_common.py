@@ -44,6 +44,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr_warmup_epochs": 0,
     "fast": False,
     "stream": False,
+    "init_from": None,
     "seed": 0,
     "device": None,
     "nll_samples": 100,

@@ -330,6 +330,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
         check_data(train_full.x, input_shape=model.input_shape, likelihood=model.config["likelihood"], name=str(settings["data"]))
     if not args.fresh:
         _check_resume(out, model, settings)
+    if settings["init_from"] and (args.fresh or not (out / CHECKPOINT_FILE).exists()):  # a resume continues its own weights
+        _init_weights(model, settings["init_from"])
     settings.update({k: model.config[k] for k in SPEC_KEYS})  # what the preset built (linear_ae fixes some)
     if chosen:
         _say(settings, f"likelihood: {model.config['likelihood']} (data in [{low:g}, {high:g}]; choose another with --likelihood)")
@@ -416,6 +418,28 @@ def _finish_tracking(callbacks: list[Any], out: Path, metrics: dict[str, Any], s
             _say(settings, f"mlflow: run {callback.run_id} in {callback.tracking_uri} (mlflow ui --backend-store-uri {callback.tracking_uri})")
         elif isinstance(callback, TensorBoardCallback):
             _say(settings, f"tensorboard: tensorboard --logdir {callback.log_dir}")
+
+
+def _init_weights(model: Any, source: str) -> None:
+    """``--init-from``: start from the weights a run (or ``model.save``) left in ``source``; the model and its
+    shapes must be the same (its options may differ: an ``hvae`` trained on the ELBO continues on the IWAE bound)."""
+    from vaekit.errors import CheckpointError, ConfigError
+    from vaekit.models.persistence import WEIGHTS_FILE, first_mismatch
+    from vaekit._io import read_checked_tensors
+
+    path = Path(source) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ConfigError(f"--init-from {source}: there is no {WEIGHTS_FILE} there; give a run folder of `vaekit train` or a folder "
+                          "written by model.save")
+    try:
+        weights = read_checked_tensors(path, "retrain or restore it")
+    except CheckpointError as e:
+        raise ConfigError(f"--init-from: {e}") from None
+    mismatch = first_mismatch(model.state_dict(), weights)
+    if mismatch:
+        raise ConfigError(f"--init-from {source}: its weights do not fit this {model.config['model']} ({mismatch}); train the same "
+                          "model with the same --latent-dim, --hidden-dims, --arch and shape options")
+    model.load_state_dict(weights)
 
 
 def _check_resume(out: Path, model: Any, settings: dict[str, Any]) -> None:
@@ -537,6 +561,9 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
                         "automatic when it would not fit in memory")
     p.add_argument("--fast", action="store_true", default=S,
                    help="time-to-quality recipe: the quality of --epochs at --batch-size in about half the time (see README)")
+    p.add_argument("--init-from", default=S, metavar="RUN",
+                   help="start from the weights of another run (or model.save folder) of the same model and shapes: "
+                        "fine-tuning, e.g. an hvae on the IWAE bound (--num-samples) after the ELBO")
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--device", default=S, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--nll-samples", type=_count, default=S, help="importance samples for the final log p(x) (0: skip)")
