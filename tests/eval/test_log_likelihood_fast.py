@@ -181,6 +181,13 @@ def test_fused_bernoulli_sum_of_one_example_against_its_codes_in_place(scale, ev
     torch.testing.assert_close(in_place, kept, rtol=0, atol=0)
     assert not torch.equal(scratch, logits)  # overwritten, as asked; the default left ℓ alone
     assert torch.equal(logits, scale * torch.randn(3, 50, *event, generator=torch.Generator().manual_seed(1)))
+    # never in place on memory that is not the caller's scratch: a parameter, or one value expanded over codes
+    weight = torch.nn.Parameter(logits[:, :1].clone())
+    with torch.no_grad():
+        for shared in (weight, weight.expand_as(logits)):
+            got = bernoulli_log_prob(shared, x, len(event), overwrite=True)
+            torch.testing.assert_close(got, bernoulli_log_prob(shared.detach().clone(), x, len(event)))
+    torch.testing.assert_close(weight.detach(), logits[:, :1])
 
 
 def test_fused_bernoulli_sum_is_finite_for_saturated_and_uninformative_logits():

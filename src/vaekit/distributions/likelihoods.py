@@ -161,7 +161,8 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, o
     logits = logits.flatten(-event_dims) if event_dims else logits.unsqueeze(-1)
     x = x.flatten(-event_dims) if event_dims else x.unsqueeze(-1)
     signed = _signed_sum(logits, 1.0 - 2.0 * x)
-    magnitude = logits.abs_() if overwrite else logits.abs()
+    in_place = overwrite and logits.is_contiguous() and not logits.requires_grad  # never an expanded view or a parameter
+    magnitude = logits.abs_() if in_place else logits.abs()
     twice_linear = magnitude.sum(-1).add_(signed)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
     log_one_plus = _sum_log_grouped(magnitude.neg_().exp_().add_(1.0))  # Σ log(1 + e^{−|ℓ|}) = −Σ log σ(|ℓ|)
     return log_one_plus.add_(twice_linear, alpha=0.5).neg_()
