@@ -160,6 +160,23 @@ def _is_image_folder(source: str) -> bool:
     return path.is_dir() and not has_fashion_mnist(path)
 
 
+def _streamable(source: str) -> bool:
+    """Whether ``source`` can be read from its file batch by batch: a ``.npy``, an ``.npz`` or an image folder."""
+    return _is_image_folder(source) or Path(str(source)).suffix.lower() in (".npy", ".npz")
+
+
+def _streamed(source: str, asked: bool) -> bool:
+    """Read ``source`` batch by batch: when ``asked`` (``--stream``; refused for data that cannot be), or when
+    it would take more than half the free memory as float32."""
+    from vaekit.data import fits_in_memory
+    from vaekit.errors import ConfigError
+
+    if asked and not _streamable(source):
+        raise ConfigError(f"--stream reads a memory-mapped .npy, an uncompressed .npz or an image folder, and {source} is none of "
+                          "them; the built-in data sets fit in memory: drop --stream")
+    return _streamable(source) and (asked or (Path(str(source)).exists() and not fits_in_memory(source)))
+
+
 def check_output_file(path: str | Path, flag: str, suffixes: tuple[str, ...] = (".png",)) -> Path:
     """``path`` if a file of one of ``suffixes`` can be written there; else one clear ConfigError.
 

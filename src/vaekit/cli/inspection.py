@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any, Callable
 
 from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments, check_output_file
@@ -20,13 +19,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = vaekit.load(args.run, device=args.device or "cpu")
     settings = _run_settings(args.run)
     data, split = _eval_file(args, settings)
-    if data is not None:  # file-backed, read batch by batch and binarised as read: the file may not fit in memory
-        x, streamed = data, {"streamed": True, "binarize": "none" if (args.binarize or settings.get("binarize", "none")) == "none" else "static"}
+    streamed, binarize = data is not None, "none"
+    if streamed:  # read batch by batch and binarised as read: the file may not fit in memory
+        x = data
+        binarize = "none" if (args.binarize or settings.get("binarize", "none")) == "none" else "static"
     else:
-        (data, x, split), streamed = _eval_data(args, settings), {}
+        data, x, split = _eval_data(args, settings)
     torch.manual_seed(args.seed)
     metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples,
-                              progress=not args.quiet, binarize=streamed.get("binarize", "none"))
+                              progress=not args.quiet, binarize=binarize)
     print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split,
                       **({"streamed": True} if streamed else {}), **metrics}, indent=2))
     return 0
@@ -36,19 +37,14 @@ def _eval_file(args: argparse.Namespace, run_settings: dict[str, Any]) -> tuple[
     """``(data, split)``: the evaluation split as a file-backed set when it is read batch by batch
     (``--stream``, a run trained with ``--stream``, or a file that would not fit in memory, as
     ``vaekit train`` decides), else ``(None, split)`` for the in-memory path."""
-    from vaekit.cli._common import _has_test_split, _image_size, _is_image_folder
-    from vaekit.data import fits_in_memory, open_file_dataset
-    from vaekit.errors import ConfigError
+    from vaekit.cli._common import _has_test_split, _image_size, _streamable, _streamed
+    from vaekit.data import open_file_dataset
 
     settings = dict(run_settings)
     settings.update({k: v for k, v in (("data", args.data), ("data_dir", args.data_dir)) if v})
     source = str(settings["data"])
     split = "test" if _has_test_split(source) else "train"
-    streamable = _is_image_folder(source) or Path(source).suffix.lower() in (".npy", ".npz")
-    if args.stream and not streamable:
-        raise ConfigError(f"--stream reads a memory-mapped .npy, an uncompressed .npz or an image folder, and {source} is none of "
-                          "them; the built-in data sets fit in memory: drop --stream")
-    if not streamable or not (args.stream or settings.get("stream") or (Path(source).exists() and not fits_in_memory(source))):
+    if not (_streamed(source, args.stream) or (settings.get("stream") and _streamable(source))):
         return None, split
     data = open_file_dataset(source, split=split, image_size=_image_size(settings))
     return (data[: args.limit] if args.limit else data), split

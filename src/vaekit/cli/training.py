@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from vaekit.cli._common import (
-    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _image_size, _int_list, _is_image_folder, _load_data,
+    SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _image_size, _int_list, _load_data, _streamed,
     _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
 )
 
@@ -259,16 +259,10 @@ STREAMED_REPORT_EXAMPLES = 10000
 def _load_training_data(settings: dict[str, Any], split: str = "train") -> Dataset | FileDataset:
     """The data to train on: in memory, or read from its file (:class:`FileDataset`) with ``--stream`` and,
     automatically, when it would take more than half the free memory as float32."""
-    from vaekit.data import estimated_memory_bytes, fits_in_memory, open_file_dataset
-    from vaekit.errors import ConfigError
+    from vaekit.data import estimated_memory_bytes, open_file_dataset
 
     source = settings["data"]
-    streamable = _is_image_folder(source) or Path(str(source)).suffix.lower() in (".npy", ".npz")
-    if settings["stream"] and not streamable:
-        raise ConfigError(f"--stream reads a memory-mapped .npy, an uncompressed .npz or an image folder, and {source} is none of "
-                          "them; the built-in data sets fit in memory: drop --stream")
-    stream = settings["stream"] or (streamable and Path(str(source)).exists() and not fits_in_memory(source))
-    if not stream:
+    if not _streamed(source, settings["stream"]):
         return _load_data(settings, split)
     data = open_file_dataset(source, split=split, image_size=_image_size(settings))
     if split == "train":
