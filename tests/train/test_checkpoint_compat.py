@@ -40,3 +40,15 @@ def test_config_differences_name_both_values():
     saved = {"model": "vae", "latent_dim": 2, "options": {"beta": 1.0}}
     now = {"model": "vae", "latent_dim": 3, "options": {"beta": 4.0}}
     assert config_differences(saved, now) == ["beta: 1.0 in the run, 4.0 now", "latent_dim: 2 in the run, 3 now"]
+
+
+def test_a_preset_option_added_after_the_run_counts_as_its_default():
+    """hvae gained num_samples after runs of it were saved: resuming them with the default must work."""
+    saved = {"model": "hvae", "latent_dim": 4, "options": {"top_latent_dim": 2, "warmup_steps": 0}}
+    now = {"model": "hvae", "latent_dim": 4, "options": {"top_latent_dim": 2, "warmup_steps": 0, "num_samples": 1}}
+    assert config_differences(saved, now) == []
+    other = {"model": "hvae", "latent_dim": 4, "options": {"top_latent_dim": 2, "warmup_steps": 0, "num_samples": 5}}
+    assert config_differences(saved, other) == ["num_samples: 1 in the run, 5 now"]
+    # a preset's defaults never leak into another model's comparison
+    assert config_differences({"model": "vae", "latent_dim": 4}, {"model": "vae", "latent_dim": 4, "num_samples": 1}) \
+        == ["num_samples: 'unset' in the run, 1 now"]

@@ -87,8 +87,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         return items
 
     a, b = flat(saved), flat(current)
-    # a shared option added after the run was saved counts as its default there (runs stay resumable across versions)
-    for key, default in _spec_defaults().items():
+    # an option added after the run was saved (shared or the preset's own) counts as its default there,
+    # so runs stay resumable across versions
+    for key, default in {**_spec_defaults(), **_preset_defaults(saved.get("model"))}.items():
         if key not in a and key in b:
             a[key] = list(default) if isinstance(default, tuple) else default
     return [f"{k}: {a.get(k, 'unset')!r} in the run, {b.get(k, 'unset')!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
@@ -102,6 +103,13 @@ def _spec_defaults() -> dict[str, Any]:
 
     return {f.name: f.default for f in dataclasses.fields(ModelSpec)
             if f.default is not dataclasses.MISSING and f.metadata.get("option", True) and f.name != "extra"}
+
+
+def _preset_defaults(name: Any) -> dict[str, Any]:
+    """The defaults of preset ``name``'s own options (none for an unknown or custom model)."""
+    from vaekit.models.registry import available_models, get_preset
+
+    return dict(get_preset(name).defaults) if isinstance(name, str) and name in available_models() else {}
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
