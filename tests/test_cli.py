@@ -218,3 +218,19 @@ def test_extension_presets_train_and_evaluate_from_the_command_line(tmp_path, ca
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["log_likelihood"] <= 0 and metrics["elbo"] <= metrics["log_likelihood"] + 1.0
     assert vaekit.load(out).config["model"] == preset
+
+
+def test_eval_of_a_bernoulli_model_without_its_settings_says_the_images_are_grey(tmp_path):
+    """A model folder without train.yaml (written by model.save) cannot say whether it was trained on
+    binarised images: `vaekit eval` scores grey levels, says so in one warning line and names --binarize static."""
+    import vaekit
+
+    model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=2, arch="mlp", hidden_dims=(8,), likelihood="bernoulli")
+    model.save(tmp_path / "saved")
+    result = run("eval", str(tmp_path / "saved"), "--data", "digits", "--nll-samples", "5", "--limit", "20", "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vaekit eval: warning:") and "--binarize static" in lines[0], lines
+    assert json.loads(result.stdout)["binarize"] == "none"
+    result = run("eval", str(tmp_path / "saved"), "--data", "digits", "--nll-samples", "5", "--limit", "20", "--quiet", "--binarize", "static")
+    assert result.returncode == 0 and not result.stderr.strip() and json.loads(result.stdout)["binarize"] == "static"

@@ -34,3 +34,17 @@ def test_shipped_model_scores_its_row(name):
     assert row["test_log_likelihood"] < 0 and row["nll_samples"] == 5000 and row["num_examples"] == 10000
     samples = model.sample(4)
     assert samples.shape == (4, 1, 28, 28) and torch.isfinite(samples).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_vaekit_eval_on_a_shipped_model_scores_binarised_images(name, capsys):
+    """`vaekit eval benchmarks/models/NAME` (the README's check of a row) binarises the test set as the
+    table does, from the train.yaml shipped beside the model: grey levels would score several nats lower."""
+    from vaekit.cli import main
+
+    row = json.loads((MODELS / name / "likelihood.json").read_text())
+    assert main(["eval", str(MODELS / name), "--nll-samples", "500", "--limit", "200", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["binarize"] == "static" and out["data"] == "fashion-mnist" and out["num_examples"] == 200
+    assert abs(out["log_likelihood"] - row["first_200_k500"]) < 1.0, (out["log_likelihood"], row["first_200_k500"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
+from pathlib import Path
 from typing import Any, Callable
 
-from vaekit.cli._common import _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments, check_output_file
+from vaekit.cli._common import STATE_FILE, _count, _eval_data, _int_list, _positive_int, _run_settings, add_run_arguments, check_output_file
 
 __all__ = ["add_commands"]
 
@@ -18,18 +20,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model = vaekit.load(args.run, device=args.device or "cpu")
     settings = _run_settings(args.run)
+    binarized = (args.binarize or settings.get("binarize", "none")) != "none"  # the test set once, seed 0
+    if not binarized and model.config.get("likelihood") == "bernoulli" and not (Path(args.run) / STATE_FILE).exists():
+        warnings.warn(f"{args.run} has no {STATE_FILE} to say how its data were prepared, so the images are scored as grey "
+                      "levels under its Bernoulli likelihood; add --binarize static if it was trained on binarised images", stacklevel=1)
     data, split = _eval_file(args, settings)
-    streamed, binarize = data is not None, "none"
+    streamed = data is not None
     if streamed:  # read batch by batch and binarised as read: the file may not fit in memory
         x = data
-        binarize = "none" if (args.binarize or settings.get("binarize", "none")) == "none" else "static"
     else:
         data, x, split = _eval_data(args, settings)
     torch.manual_seed(args.seed)
     metrics = vaekit.evaluate(model, x, data.y if model.conditional else None, nll_samples=args.nll_samples,
-                              progress=not args.quiet, binarize=binarize)
+                              progress=not args.quiet, binarize="static" if streamed and binarized else "none")
     print(json.dumps({"run": args.run, "data": settings["data"] if not args.data else args.data, "split": split,
-                      **({"streamed": True} if streamed else {}), **metrics}, indent=2))
+                      "binarize": "static" if binarized else "none", **({"streamed": True} if streamed else {}), **metrics}, indent=2))
     return 0
 
 
