@@ -15,6 +15,10 @@ hvae_vamp, best.
 
     python benchmarks/best_likelihoods.py --progress vamp_vae=runs/vamp_vae --progress hvae_vamp=runs/hvae_vamp
 
+A run that continues another from one of its models (``vaekit train ... --init-from SOURCE``, e.g. at a
+lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH``: its epochs, wall time and
+curve then include SOURCE's up to EPOCH.
+
 records runs still training (epochs so far, best validation ELBO, wall time, validation curve) in
 ``benchmarks/results/best_likelihoods_progress.json`` and redraws the table and curves with them
 (dashed), until they are shipped.
@@ -55,9 +59,13 @@ def main() -> None:
     parser.add_argument("--nll-samples", type=int, default=5000)
     parser.add_argument("--progress", action="append", default=[], metavar="NAME=RUN",
                         help="record a run still training for row NAME (repeatable), then redraw the table")
+    parser.add_argument("--continues", action="append", default=[], metavar="NAME=SOURCE@EPOCH",
+                        help="row NAME's run started (--init-from) from the model run SOURCE kept at EPOCH: its epochs, wall "
+                             "time and curve include SOURCE's up to EPOCH (repeatable)")
     args = parser.parse_args()
+    continues = parse_continues(args.continues)
     if args.progress:
-        record_progress(args.progress)
+        record_progress(args.progress, continues)
     if args.table or args.run is None:
         write_table()
         return
@@ -66,7 +74,6 @@ def main() -> None:
     for f in ("config.json", "model.safetensors"):
         shutil.copyfile(run / f, out / f)
     settings = ship_settings(run, out)
-    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     model = vaekit.load(out)
     x = static_binarize(load_fashion_mnist("test").x, seed=0)
     torch.manual_seed(0)
@@ -80,7 +87,7 @@ def main() -> None:
         "test_log_likelihood": float(ll.mean()), "standard_error": float(ll.std() / len(ll) ** 0.5), "nll_samples": args.nll_samples,
         "num_examples": len(ll), "eval_seconds": seconds,
         "first_200_k500": check,
-        **training_summary(history),
+        **run_summary(run, continues.get(args.name)),
         "train_yaml": settings,
     }
     (out / "likelihood.json").write_text(json.dumps(row, indent=2))
@@ -106,21 +113,57 @@ def training_summary(history: list[dict]) -> dict:
     The bound is the one the run trains on: the IWAE bound (``val/iwae``) for a run on it (``num_samples`` > 1,
     the ``best`` row), the ELBO otherwise; its best epoch is the one early stopping keeps."""
     key = "val/iwae" if "val/iwae" in history[-1] else "val/elbo"
-    best = max(history, key=lambda r: r[key])
-    return {"epochs": len(history), "best_epoch": best["epoch"], "bound": key.removeprefix("val/"), "best_val_elbo": best[key],
+    best = max((r for r in history if key in r), key=lambda r: r[key])
+    return {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "bound": key.removeprefix("val/"), "best_val_elbo": best[key],
             "train_seconds": history[-1].get("elapsed_s") or sum(54000 / r["samples_per_s"] for r in history),
-            "still_improving": best["epoch"] > len(history) - 50,
-            "val_elbo_curve": [(r["epoch"], r[key]) for r in history]}
+            "still_improving": best["epoch"] > history[-1]["epoch"] - 50,
+            "val_elbo_curve": [(r["epoch"], r.get(key, r["val/elbo"])) for r in history]}
 
 
-def record_progress(pairs: list[str]) -> None:
+def parse_continues(pairs: list[str]) -> dict[str, tuple[Path, int]]:
+    """``--continues NAME=SOURCE@EPOCH`` as {NAME: (SOURCE, EPOCH)}."""
+    out = {}
+    for pair in pairs:
+        name, _, rest = pair.partition("=")
+        source, _, epoch = rest.rpartition("@")
+        if name not in PUBLISHED or not source or not epoch.isdigit():
+            raise SystemExit(f"--continues takes NAME=SOURCE@EPOCH with NAME one of {', '.join(PUBLISHED)}, got {pair!r}")
+        out[name] = (Path(source), int(epoch))
+    return out
+
+
+def _history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _learning_rate(run: Path) -> float:
+    return float(yaml.safe_load((run / "train.yaml").read_text())["lr"])
+
+
+def run_summary(run: Path, source: tuple[Path, int] | None = None) -> dict:
+    """:func:`training_summary` of ``run``, preceded, for a run that continues another (``--init-from``), by
+    that ``source`` run's epochs up to the one whose model it started from; with each phase's run, epochs and
+    learning rate (``phases``)."""
+    history = _history(run)
+    phases = [{"run": str(run), "epochs": len(history), "lr": _learning_rate(run)}]
+    if source is not None:
+        folder, epoch = source
+        before = [r for r in _history(folder) if r["epoch"] <= epoch]
+        if len(before) != epoch:
+            raise SystemExit(f"{folder} has no epoch {epoch} to continue from")
+        offset = before[-1].get("elapsed_s") or sum(54000 / r["samples_per_s"] for r in before)
+        history = before + [{**r, "epoch": epoch + r["epoch"], "elapsed_s": offset + (r.get("elapsed_s") or 0.0)} for r in history]
+        phases.insert(0, {"run": str(folder), "epochs": epoch, "lr": _learning_rate(folder)})
+    return {**training_summary(history), "phases": phases}
+
+
+def record_progress(pairs: list[str], continues: dict[str, tuple[Path, int]]) -> None:
     progress = json.loads(PROGRESS.read_text()) if PROGRESS.exists() else {}
     for pair in pairs:
         name, _, run = pair.partition("=")
         if name not in PUBLISHED or not run:
             raise SystemExit(f"--progress takes NAME=RUN with NAME one of {', '.join(PUBLISHED)}, got {pair!r}")
-        history = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-        progress[name] = {"run": run, "recorded": time.strftime("%Y-%m-%d %H:%M"), **training_summary(history)}
+        progress[name] = {"run": run, "recorded": time.strftime("%Y-%m-%d %H:%M"), **run_summary(Path(run), continues.get(name))}
     PROGRESS.write_text(json.dumps(progress, indent=2))
 
 
