@@ -204,7 +204,10 @@ def write_table() -> None:
 
 
 def _curve_note(row: dict) -> str:
-    return "; IWAE bound, epochs after its start" if row.get("bound") == "iwae" else ""
+    phases = row.get("phases") or []
+    if len(phases) < 2:
+        return "; IWAE bound" if row.get("bound") == "iwae" else ""
+    return f"; after epoch {phases[0]['epochs']}: lr {phases[1]['lr']:g}" + (", IWAE bound" if row.get("bound") == "iwae" else "")
 
 
 def plot_curves() -> None:
