@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import vaekit
@@ -234,3 +235,15 @@ def test_eval_of_a_bernoulli_model_without_its_settings_says_the_images_are_grey
     assert json.loads(result.stdout)["binarize"] == "none"
     result = run("eval", str(tmp_path / "saved"), "--data", "digits", "--nll-samples", "5", "--limit", "20", "--quiet", "--binarize", "static")
     assert result.returncode == 0 and not result.stderr.strip() and json.loads(result.stdout)["binarize"] == "static"
+
+
+def test_train_with_the_plateau_schedule_records_each_epochs_rate(tmp_path):
+    out = tmp_path / "plateau"
+    assert main(["train", "vae", *TINY, "--epochs", "4", "--schedule", "plateau", "--lr-patience", "0", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and records[0]["lr"] == 1e-3
+    assert all(b["lr"] == pytest.approx(a["lr"]) or b["lr"] == pytest.approx(0.2 * a["lr"]) for a, b in zip(records, records[1:]))
+    assert yaml.safe_load((out / "train.yaml").read_text())["lr_patience"] == 0
+    bad = run("train", "vae", *TINY, "--schedule", "plateau", "--lr-patience", "-1", "--out", str(tmp_path / "never"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--lr-patience" in bad.stderr
+    assert not (tmp_path / "never").exists()

@@ -120,3 +120,66 @@ def test_fit_fast_reports_the_settings_it_used(monkeypatch):
     vae = vaekit.create("vae", input_shape=(1, 4, 4), latent_dim=2, hidden_dims=(8,), arch="mlp")
     result = vaekit.fit(vae, x, epochs=10, batch_size=100, quiet=True, fast=True)
     assert result.settings["warmup_epochs"] == 1 and vae.objective.warmup_steps == 20  # a KL warm-up over the first fifth
+
+
+def _expected_plateau_rates(losses, lr, lr_patience, warmup_epochs=0):
+    """The rate of each epoch by the rule itself (independent of torch's ReduceLROnPlateau): after each
+    epoch past the warm-up, a strictly lower loss is a new best; more than lr_patience epochs without one
+    divide the rate by 5 and restart the count."""
+    rates, best, bad = [], math.inf, 0
+    for epoch, loss in enumerate(losses, start=1):
+        rates.append(lr)
+        if epoch <= warmup_epochs:
+            continue
+        if loss < best:
+            best, bad = loss, 0
+        else:
+            bad += 1
+            if bad > lr_patience:
+                lr, bad = lr * 0.2, 0
+    return rates
+
+
+def _plateau_data():
+    g = torch.Generator().manual_seed(5)
+    return torch.rand(96, 1, 4, 4, generator=g), torch.rand(32, 1, 4, 4, generator=g)
+
+
+@pytest.mark.parametrize("lr_patience, warmup_epochs", [(0, 0), (1, 0), (0, 3)])
+def test_plateau_divides_the_rate_by_five_after_lr_patience_epochs_without_a_better_validation_loss(lr_patience, warmup_epochs):
+    x, xv = _plateau_data()
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(1, 4, 4), latent_dim=2, hidden_dims=(8,), arch="mlp", likelihood="bernoulli")
+    result = vaekit.fit(model, x, xv, epochs=12, batch_size=16, lr=0.05, schedule="plateau", lr_patience=lr_patience,
+                        warmup_epochs=warmup_epochs, quiet=True, seed=1)
+    rates = [r["lr"] for r in result.history]
+    assert rates == pytest.approx(_expected_plateau_rates([r["val/loss"] for r in result.history], 0.05, lr_patience, warmup_epochs))
+    assert min(rates) < 0.05  # the data made it lower the rate at least once
+    assert rates[: warmup_epochs + lr_patience + 1] == [0.05] * (warmup_epochs + lr_patience + 1)  # warm-up epochs do not count
+
+
+def test_a_plateau_run_resumes_to_the_weights_and_rates_of_an_uninterrupted_one(tmp_path):
+    x, xv = _plateau_data()
+    settings = dict(batch_size=16, lr=0.05, schedule="plateau", lr_patience=0, quiet=True, seed=3, epochs=8)
+    whole = vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "whole", **settings)
+
+    class Interrupt(vaekit.train.Callback):
+        def on_epoch_end(self, epoch, record, model):
+            if epoch == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "split", callbacks=[Interrupt()], **settings)
+    resumed = vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "split", **settings)
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in whole.history] and min(r["lr"] for r in whole.history) < 0.05
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_plateau_refuses_a_warmup_and_a_bad_patience():
+    x, xv = _plateau_data()
+    for bad, match in ((dict(lr_warmup_epochs=1), "lr_warmup_epochs"), (dict(lr_patience=-1), "lr_patience"),
+                       (dict(lr_patience=2.5), "lr_patience"), (dict(lr_patience=True), "lr_patience")):
+        with pytest.raises(ConfigError, match=match):
+            vaekit.fit(_ae(), x, xv, epochs=2, schedule="plateau", quiet=True, **bad)
+    assert lr_factor(5, 10, 0, "plateau") == 1.0  # per step it is constant; the trainer lowers it per epoch

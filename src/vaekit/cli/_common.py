@@ -42,6 +42,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "compile": False,
     "schedule": "constant",
     "lr_warmup_epochs": 0,
+    "lr_patience": 10,
     "fast": False,
     "stream": False,
     "init_from": None,

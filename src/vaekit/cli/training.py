@@ -13,7 +13,7 @@ import yaml
 
 from vaekit.cli._common import (
     SPEC_KEYS, STATE_FILE, TRAIN_DEFAULTS, _binarized, _count, _has_test_split, _image_size, _int_list, _load_data, _streamed,
-    _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
+    _int_at_least, _positive_int, _read_yaml, _say, check_out_dir, data_defaults,
 )
 
 __all__ = ["add_commands", "cmd_train", "train_settings", "split_preset_flags"]
@@ -351,7 +351,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
             grad_clip=settings["grad_clip"], patience=settings["patience"],
             warmup_epochs=settings["warmup_epochs"], grad_norm=settings["grad_norm"],
             precision=settings["precision"], compile=settings["compile"], schedule=settings["schedule"],
-            lr_warmup_epochs=settings["lr_warmup_epochs"], fast=settings["fast"],
+            lr_warmup_epochs=settings["lr_warmup_epochs"], lr_patience=settings["lr_patience"], fast=settings["fast"],
             binarize_data=None if settings["binarize"] == "none" else settings["binarize"], resume=not args.fresh,
             callbacks=callbacks,
         )
@@ -548,7 +548,10 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--precision", choices=["fp32", "bf16"], default=S,
                    help="bf16: encoder/decoder bodies in bfloat16, densities in fp32 (where the hardware runs bf16 fast)")
     p.add_argument("--compile", action="store_true", default=S, help="torch.compile the model's loss")
-    p.add_argument("--schedule", choices=["constant", "cosine", "onecycle"], default=S, help="learning-rate schedule over --epochs")
+    p.add_argument("--schedule", choices=["constant", "cosine", "onecycle", "plateau"], default=S,
+                   help="learning-rate schedule over --epochs; plateau: a fifth of the rate after --lr-patience epochs without a better validation loss")
+    p.add_argument("--lr-patience", type=_int_at_least(0, "an integer ≥ 0"), default=S,
+                   help="epochs without a better validation loss before --schedule plateau lowers the rate (default 10)")
     p.add_argument("--lr-warmup-epochs", type=float, default=S, help="linear learning-rate warm-up (epochs) of --schedule")
     p.add_argument("--stream", action="store_true", default=S,
                    help="read the training data from its file batch by batch (.npy, uncompressed .npz, image folder); "

@@ -15,18 +15,35 @@ checkpoint's step count, with nothing else to save.
   annealing, as ``torch.optim.lr_scheduler.OneCycleLR`` defines it: a cosine rise from
   ``1/25`` to 1 over the first W steps (30 % of T when no warm-up is given), then a cosine
   fall to ``1/25 · 1/1e4`` at the last step.
+
+* ``"plateau"``: the one schedule that is not a function of the step alone. The rate is
+  multiplied by :data:`PLATEAU_DECAY` each time the validation loss (the loss early stopping
+  watches) has gone more than ``lr_patience`` epochs after the KL warm-up without a new best:
+  ``torch.optim.lr_scheduler.ReduceLROnPlateau`` (mode "min", threshold 0, so any decrease is an
+  improvement, as for early stopping), stepped once per epoch (:func:`plateau_scheduler`). A
+  resumed run replays its recorded losses through it and continues where it was. On the
+  best-likelihood runs of Fashion-MNIST a fifth of the rate at the end of the published constant
+  5·10⁻⁴ gained about a nat of validation ELBO within 15 epochs.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
+
 from vaekit.errors import ConfigError
 
-__all__ = ["SCHEDULES", "lr_factor", "check_schedule"]
+__all__ = ["SCHEDULES", "PLATEAU_DECAY", "lr_factor", "check_schedule", "plateau_scheduler"]
 
-SCHEDULES = ("constant", "cosine", "onecycle")
+SCHEDULES = ("constant", "cosine", "onecycle", "plateau")
 """Values of ``fit(schedule=)`` and ``--schedule`` (None means "constant")."""
+
+STEP_SCHEDULES = ("cosine", "onecycle")
+"""The schedules that are a function of the step (:func:`lr_factor`), and that take a warm-up."""
+
+PLATEAU_DECAY = 0.2
+"""The factor of the learning rate at each plateau of ``schedule="plateau"``."""
 
 ONECYCLE_START, ONECYCLE_END, ONECYCLE_WARMUP = 1 / 25, 1 / 25 / 1e4, 0.3
 
@@ -52,7 +69,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str 
         [0.5, 1.0, 1.0, 0.345, 0.024]
     """
     schedule = check_schedule(schedule)
-    if schedule == "constant":
+    if schedule in ("constant", "plateau"):  # plateau: the factor changes per epoch (plateau_scheduler), not per step
         return 1.0
     if schedule == "cosine":
         if step < warmup_steps:
@@ -62,3 +79,11 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str 
     if step <= peak:
         return ONECYCLE_START + (1 - ONECYCLE_START) * (1 - _cosine(step / peak))
     return ONECYCLE_END + (1 - ONECYCLE_END) * _cosine((step - peak) / max(total_steps - 1 - peak, 1))
+
+
+def plateau_scheduler(optimizer: torch.optim.Optimizer, lr_patience: int) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """torch's ``ReduceLROnPlateau`` on ``optimizer`` as ``schedule="plateau"`` uses it: step it once per epoch
+    after the KL warm-up with the loss early stopping watches; the rate falls by :data:`PLATEAU_DECAY` after
+    more than ``lr_patience`` epochs without a strictly lower one."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=PLATEAU_DECAY, patience=lr_patience,
+                                                      threshold=0.0)

@@ -29,7 +29,7 @@ from vaekit.train.callbacks import EXAMPLES, Callback, check_callbacks
 from vaekit.train.distributed import lost_process_error, process_group_from_env
 from vaekit.train.precision import check_compile, resolve_precision
 from vaekit.train.recipes import fast_settings
-from vaekit.train.schedules import check_schedule, lr_factor
+from vaekit.train.schedules import STEP_SCHEDULES, check_schedule, lr_factor, plateau_scheduler
 from vaekit.train.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint, save_checkpoint
 
 __all__ = ["fit", "FitResult", "resolve_device", "apply_warmup_epochs", "warmup_epochs_of", "normalize_gradients", "GRAD_NORMS"]
@@ -322,6 +322,7 @@ def fit(
     compile: bool = False,
     schedule: str | None = None,
     lr_warmup_epochs: float = 0,
+    lr_patience: int = 10,
     fast: bool = False,
 ) -> FitResult:
     """Train ``model`` with Adam on ``train``; validate on ``val`` every epoch.
@@ -375,7 +376,11 @@ def fit(
         schedule: learning-rate schedule, None/"constant", "cosine" or "onecycle"
             (:mod:`vaekit.train.schedules`), spanning the ``epochs`` of this call (a resumed run
             continues it exactly; a run extended to more epochs stretches what is left of it);
-            ``lr_warmup_epochs``: its linear warm-up, in epochs (fractions allowed).
+            ``lr_warmup_epochs``: its linear warm-up, in epochs (fractions allowed). Or
+            "plateau": the rate falls by a factor of 5 whenever the loss early stopping watches
+            has not improved for more than ``lr_patience`` epochs after the KL warm-up (torch's
+            ``ReduceLROnPlateau``; each epoch's rate is recorded as ``lr``). Give ``patience``
+            well above ``lr_patience`` so that a lower rate has time to help before the run stops.
         fast: the time-to-quality recipe (:mod:`vaekit.train.recipes`): reach the quality
             of these settings (``epochs`` at ``batch_size``, ``lr``) in well under half the
             wall time: 0.4× the epochs at twice the learning rate with a one-epoch warm-up and
@@ -420,9 +425,12 @@ def fit(
     if isinstance(lr_warmup_epochs, bool) or not (isinstance(lr_warmup_epochs, numbers.Real) and 0 <= lr_warmup_epochs < epochs):
         raise ConfigError(f"lr_warmup_epochs must be a number ≥ 0 and below epochs={epochs} (epochs of linear learning-rate "
                           f"warm-up), got {lr_warmup_epochs!r}")
-    if lr_warmup_epochs and schedule == "constant":
+    if lr_warmup_epochs and schedule not in STEP_SCHEDULES:
         raise ConfigError("lr_warmup_epochs (--lr-warmup-epochs) needs a schedule to warm up into: schedule='cosine' or "
                           "'onecycle' (--schedule cosine)")
+    if isinstance(lr_patience, bool) or not isinstance(lr_patience, numbers.Integral) or lr_patience < 0:
+        raise ConfigError(f"lr_patience must be an integer ≥ 0 (epochs without a better validation loss before "
+                          f"schedule='plateau' lowers the learning rate), got {lr_patience!r}")
     group = process_group_from_env(resolve_device(device))
     device = group.device(resolve_device(device))
     if fast:
@@ -483,6 +491,10 @@ def fit(
         raise ConfigError(f"out_dir {out_dir}: the {group.world_size} training processes see different contents there (another "
                           "checkpoint, or no run folder); every process must use the same folder, on a filesystem shared by all "
                           "machines (e.g. NFS) when training on several")
+    plateau = plateau_scheduler(optimizer, int(lr_patience)) if schedule == "plateau" else None
+    if plateau is not None:  # a resumed run replays the losses it watched after the KL warm-up, and goes on from there
+        for r in result.history[warmup_done_epoch:]:
+            plateau.step(r.get("val/loss", r["train/loss"]))
     steps_per_epoch = math.ceil(shard / batch_size)
     total_steps, lr_warmup_steps = epochs * steps_per_epoch, round(lr_warmup_epochs * steps_per_epoch)
     loss_fn = torch.compile(step_model) if compile else step_model
@@ -502,7 +514,7 @@ def fit(
             "out_dir": None if out_dir is None else str(out_dir), "device": str(device), "start_epoch": start_epoch,
             "num_train": n, "num_val": 0 if val_set is None else len(val_set), "world_size": group.world_size,
             "precision": "fp32" if body_dtype is None else "bf16", "compile": bool(compile), "schedule": schedule,
-            "lr_warmup_epochs": lr_warmup_epochs, "fast": bool(fast),
+            "lr_warmup_epochs": lr_warmup_epochs, "lr_patience": lr_patience, "fast": bool(fast),
             "examples": _in_memory((val_set if val_set is not None else train_set)[:EXAMPLES])}
     result.settings = {k: info[k] for k in SETTINGS}
     started = _start_callbacks(callbacks if group.is_main else [], model, info, result)  # rank 0 alone reports
@@ -530,7 +542,7 @@ def fit(
             first_bad = torch.full((), -1, dtype=torch.long, device=device)
             bad_terms = torch.zeros((), device=device)  # the loss terms of the first bad batch
             for i, (xb, yb) in enumerate(batches):
-                if schedule != "constant":
+                if schedule in STEP_SCHEDULES:
                     for group_ in optimizer.param_groups:
                         group_["lr"] = lr * lr_factor(model.step, total_steps, lr_warmup_steps, schedule)
                 out = loss_fn(xb, yb)  # model.loss, through DDP's gradient hooks when distributed
@@ -586,6 +598,10 @@ def fit(
                 record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
             record["elapsed_s"] = elapsed_before + time.perf_counter() - fit_started  # wall time of training and validation
             monitored = record.get("val/loss", record["train/loss"])
+            if plateau is not None:
+                record["lr"] = optimizer.param_groups[0]["lr"]  # this epoch's rate; the next may be lower
+                if epoch + 1 > warmup_done_epoch:
+                    plateau.step(monitored)
             # without validation data there is nothing to select on: the last epoch is the model
             improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
             if improved:
