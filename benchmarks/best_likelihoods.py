@@ -16,8 +16,8 @@ hvae_vamp, best.
     python benchmarks/best_likelihoods.py --progress vamp_vae=runs/vamp_vae --progress hvae_vamp=runs/hvae_vamp
 
 A run that continues another from one of its models (``vaekit train ... --init-from SOURCE``, e.g. at a
-lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH``: its epochs, wall time and
-curve then include SOURCE's up to EPOCH.
+lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH`` (a chain of phases:
+``NAME=FIRST@EPOCH,SECOND@EPOCH``): its epochs, wall time and curve then include SOURCE's up to EPOCH.
 
 records runs still training (epochs so far, best validation ELBO, wall time, validation curve) in
 ``benchmarks/results/best_likelihoods_progress.json`` and redraws the table and curves with them
@@ -120,15 +120,19 @@ def training_summary(history: list[dict]) -> dict:
             "val_elbo_curve": [(r["epoch"], r.get(key, r["val/elbo"])) for r in history]}
 
 
-def parse_continues(pairs: list[str]) -> dict[str, tuple[Path, int]]:
-    """``--continues NAME=SOURCE@EPOCH`` as {NAME: (SOURCE, EPOCH)}."""
+def parse_continues(pairs: list[str]) -> dict[str, list[tuple[Path, int]]]:
+    """``--continues NAME=SOURCE@EPOCH[,SOURCE@EPOCH...]`` as {NAME: [(SOURCE, EPOCH), ...]}, earliest run first."""
     out = {}
     for pair in pairs:
         name, _, rest = pair.partition("=")
-        source, _, epoch = rest.rpartition("@")
-        if name not in PUBLISHED or not source or not epoch.isdigit():
-            raise SystemExit(f"--continues takes NAME=SOURCE@EPOCH with NAME one of {', '.join(PUBLISHED)}, got {pair!r}")
-        out[name] = (Path(source), int(epoch))
+        chain = []
+        for link in rest.split(","):
+            source, _, epoch = link.rpartition("@")
+            if name not in PUBLISHED or not source or not epoch.isdigit():
+                raise SystemExit(f"--continues takes NAME=SOURCE@EPOCH[,SOURCE@EPOCH...] with NAME one of {', '.join(PUBLISHED)}, "
+                                 f"got {pair!r}")
+            chain.append((Path(source), int(epoch)))
+        out[name] = chain
     return out
 
 
@@ -140,20 +144,37 @@ def _learning_rate(run: Path) -> float:
     return float(yaml.safe_load((run / "train.yaml").read_text())["lr"])
 
 
-def run_summary(run: Path, source: tuple[Path, int] | None = None) -> dict:
-    """:func:`training_summary` of ``run``, preceded, for a run that continues another (``--init-from``), by
-    that ``source`` run's epochs up to the one whose model it started from; with each phase's run, epochs and
-    learning rate (``phases``)."""
-    history = _history(run)
-    phases = [{"run": str(run), "epochs": len(history), "lr": _learning_rate(run)}]
-    if source is not None:
-        folder, epoch = source
-        before = [r for r in _history(folder) if r["epoch"] <= epoch]
-        if len(before) != epoch:
-            raise SystemExit(f"{folder} has no epoch {epoch} to continue from")
-        offset = before[-1].get("elapsed_s") or sum(54000 / r["samples_per_s"] for r in before)
-        history = before + [{**r, "epoch": epoch + r["epoch"], "elapsed_s": offset + (r.get("elapsed_s") or 0.0)} for r in history]
-        phases.insert(0, {"run": str(folder), "epochs": epoch, "lr": _learning_rate(folder)})
+def _epoch_seconds(records: list[dict]) -> list[float]:
+    """Wall seconds of each epoch of one run: the step of its cumulative ``elapsed_s`` from the epoch before
+    (the training speed, 54 000 images at ``samples_per_s``, where either record has none). A step over 3× the
+    run's median (the run was paused, e.g. while other rows were scored) counts as the median."""
+    steps, before = [], None
+    for r in records:
+        now = r.get("elapsed_s")
+        steps.append(now - before if now and before else 54000 / r["samples_per_s"])
+        before = now
+    typical = sorted(steps)[len(steps) // 2]
+    return [step if step <= 3 * typical else typical for step in steps]
+
+
+def run_summary(run: Path, sources: list[tuple[Path, int]] | None = None) -> dict:
+    """:func:`training_summary` of ``run``, preceded, for a run that continues others (``--init-from``, in
+    phases), by each source run's epochs up to the one whose model the next phase started from; with each
+    phase's run, epochs and learning rate (``phases``)."""
+    history: list[dict] = []
+    phases = []
+    for folder, epoch in [*(sources or []), (run, None)]:
+        own = _history(folder)
+        if epoch is not None:
+            own = [r for r in own if r["epoch"] <= epoch]
+            if len(own) != epoch:
+                raise SystemExit(f"{folder} has no epoch {epoch} to continue from")
+        offset_epoch = history[-1]["epoch"] if history else 0
+        offset_time = history[-1]["elapsed_s"] if history else 0.0  # every merged record has its time
+        for r, seconds in zip(own, _epoch_seconds(own)):
+            offset_time += seconds
+            history.append({**r, "epoch": offset_epoch + r["epoch"], "elapsed_s": offset_time})
+        phases.append({"run": str(folder), "epochs": len(own), "lr": _learning_rate(folder)})
     return {**training_summary(history), "phases": phases}
 
 
@@ -207,7 +228,11 @@ def _curve_note(row: dict) -> str:
     phases = row.get("phases") or []
     if len(phases) < 2:
         return "; IWAE bound" if row.get("bound") == "iwae" else ""
-    return f"; after epoch {phases[0]['epochs']}: lr {phases[1]['lr']:g}" + (", IWAE bound" if row.get("bound") == "iwae" else "")
+    starts, epoch = [], 0
+    for before, after in zip(phases, phases[1:]):
+        epoch += before["epochs"]
+        starts.append(f"lr {after['lr']:g} after epoch {epoch}")
+    return "; " + ", ".join(starts) + (", IWAE bound" if row.get("bound") == "iwae" else "")
 
 
 def plot_curves() -> None:
