@@ -549,9 +549,9 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
                    help="bf16: encoder/decoder bodies in bfloat16, densities in fp32 (where the hardware runs bf16 fast)")
     p.add_argument("--compile", action="store_true", default=S, help="torch.compile the model's loss")
     p.add_argument("--schedule", choices=["constant", "cosine", "onecycle", "plateau"], default=S,
-                   help="learning-rate schedule over --epochs; plateau: a fifth of the rate after --lr-patience epochs without a better validation loss")
+                   help="learning-rate schedule over --epochs; plateau: a fifth of the rate after more than --lr-patience epochs without a better validation loss")
     p.add_argument("--lr-patience", type=_int_at_least(0, "an integer ≥ 0"), default=S,
-                   help="epochs without a better validation loss before --schedule plateau lowers the rate (default 10)")
+                   help="epochs without a better validation loss that --schedule plateau waits before it lowers the rate (default 10)")
     p.add_argument("--lr-warmup-epochs", type=float, default=S, help="linear learning-rate warm-up (epochs) of --schedule")
     p.add_argument("--stream", action="store_true", default=S,
                    help="read the training data from its file batch by batch (.npy, uncompressed .npz, image folder); "
