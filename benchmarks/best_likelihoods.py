@@ -15,13 +15,13 @@ hvae_vamp, best.
 
     python benchmarks/best_likelihoods.py --progress vamp_vae=runs/vamp_vae --progress hvae_vamp=runs/hvae_vamp
 
-A run that continues another from one of its models (``vaekit train ... --init-from SOURCE``, e.g. at a
-lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH`` (a chain of phases:
-``NAME=FIRST@EPOCH,SECOND@EPOCH``): its epochs, wall time and curve then include SOURCE's up to EPOCH.
-
 records runs still training (epochs so far, best validation ELBO, wall time, validation curve) in
 ``benchmarks/results/best_likelihoods_progress.json`` and redraws the table and curves with them
 (dashed), until they are shipped.
+
+A run that continues another from one of its models (``vaekit train ... --init-from SOURCE``, e.g. at a
+lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH`` (a chain of phases:
+``NAME=FIRST@EPOCH,SECOND@EPOCH``): its epochs, wall time and curve then include SOURCE's up to EPOCH.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def main() -> None:
     parser.add_argument("--nll-samples", type=int, default=5000)
     parser.add_argument("--progress", action="append", default=[], metavar="NAME=RUN",
                         help="record a run still training for row NAME (repeatable), then redraw the table")
-    parser.add_argument("--continues", action="append", default=[], metavar="NAME=SOURCE@EPOCH",
-                        help="row NAME's run started (--init-from) from the model run SOURCE kept at EPOCH: its epochs, wall "
-                             "time and curve include SOURCE's up to EPOCH (repeatable)")
+    parser.add_argument("--continues", action="append", default=[], metavar="NAME=SOURCE@EPOCH[,SOURCE@EPOCH...]",
+                        help="row NAME's run started (--init-from) from the model run SOURCE kept at EPOCH (a chain: each "
+                             "phase from the one before): its epochs, wall time and curve include SOURCE's up to EPOCH (repeatable)")
     args = parser.parse_args()
     continues = parse_continues(args.continues)
     if args.progress:
@@ -108,14 +108,15 @@ def ship_settings(run: Path, out: Path) -> str:
 
 
 def training_summary(history: list[dict]) -> dict:
-    """Epochs, best validation epoch and bound, wall time and validation curve of a run's ``metrics.jsonl`` records.
+    """Epochs, best validation epoch and bound, wall time and validation curve of a run's records (as
+    :func:`run_summary` merges them: each with its cumulative ``elapsed_s``).
 
     The bound is the one the run trains on: the IWAE bound (``val/iwae``) for a run on it (``num_samples`` > 1,
     the ``best`` row), the ELBO otherwise; its best epoch is the one early stopping keeps."""
     key = "val/iwae" if "val/iwae" in history[-1] else "val/elbo"
     best = max((r for r in history if key in r), key=lambda r: r[key])
     return {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "bound": key.removeprefix("val/"), "best_val_elbo": best[key],
-            "train_seconds": history[-1].get("elapsed_s") or sum(54000 / r["samples_per_s"] for r in history),
+            "train_seconds": history[-1]["elapsed_s"],
             "still_improving": best["epoch"] > history[-1]["epoch"] - 50,
             "val_elbo_curve": [(r["epoch"], r.get(key, r["val/elbo"])) for r in history]}
 
@@ -178,7 +179,7 @@ def run_summary(run: Path, sources: list[tuple[Path, int]] | None = None) -> dic
     return {**training_summary(history), "phases": phases}
 
 
-def record_progress(pairs: list[str], continues: dict[str, tuple[Path, int]]) -> None:
+def record_progress(pairs: list[str], continues: dict[str, list[tuple[Path, int]]]) -> None:
     progress = json.loads(PROGRESS.read_text()) if PROGRESS.exists() else {}
     for pair in pairs:
         name, _, run = pair.partition("=")
