@@ -12,12 +12,14 @@ of them alike:
 * ``plain+fused`` — that loop with ``Adam(fused=True)``, the kernel ``vaekit.fit`` picks: vaekit
                     against it is the cost of the trainer's own bookkeeping alone;
 * ``hand-written``— the same loop over a VAE written by hand in ~15 lines of torch
-                    (``nn.Linear`` stacks, closed-form KL, BCE): the cost of the composition.
+                    (``nn.Linear`` stacks, closed-form KL, BCE): the cost of the composition;
+* ``vaekit+ema``  — with ``--ema β`` only: ``vaekit.fit(..., ema=β)``, the moving average of the
+                    weights updated after every step (its cost against ``vaekit``).
 
 Reported: median samples/s of each and the ratios of vaekit (with and without a run folder) to
 the plain loops and to the hand-written model.
 
-    python benchmarks/trainer_speed.py [--data fashion-mnist|random] [--rounds 3] [--epochs 1]
+    python benchmarks/trainer_speed.py [--data fashion-mnist|random] [--rounds 3] [--epochs 1] [--ema 0.999]
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--limit", type=int, default=60000, help="training examples used")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--ema", type=float, help="also time fit(ema=EMA): the cost of averaging the weights")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -91,6 +94,9 @@ def main() -> None:
         "plain+fused": lambda: (lambda m: plain_loop(m, lambda b: m.loss(b)["loss"], x, args.epochs, args.batch_size, True))(new_model()),
         "hand-written": lambda: (lambda m: plain_loop(m, m.loss, x, args.epochs, args.batch_size))(HandWrittenVAE()),
     }
+    if args.ema is not None:
+        runners["vaekit+ema"] = lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True,
+                                                   device="cpu", ema=args.ema)
     speeds: dict[str, list[float]] = {k: [] for k in runners}
     for r in range(args.rounds):
         for name, run in runners.items():
@@ -106,6 +112,7 @@ def main() -> None:
         "ratio_vaekit_over_plain_fused": med["vaekit"] / med["plain+fused"],
         "ratio_vaekit_folder_over_plain_fused": med["vaekit+folder"] / med["plain+fused"],
         "ratio_vaekit_over_hand_written": med["vaekit"] / med["hand-written"],
+        **({"ema": args.ema, "ratio_vaekit_ema_over_vaekit": med["vaekit+ema"] / med["vaekit"]} if args.ema is not None else {}),
         "threads": torch.get_num_threads(),
         "examples": x.shape[0],
         "epochs_per_run": args.epochs,

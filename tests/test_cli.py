@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load_file
 
 import vaekit
 from vaekit.cli import main
@@ -247,3 +248,19 @@ def test_train_with_the_plateau_schedule_records_each_epochs_rate(tmp_path):
     bad = run("train", "vae", *TINY, "--schedule", "plateau", "--lr-patience", "-1", "--out", str(tmp_path / "never"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--lr-patience" in bad.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_train_with_ema_saves_the_averaged_weights_and_refuses_a_bad_decay(tmp_path):
+    out = tmp_path / "ema"
+    args = ["train", "vae", *TINY, "--epochs", "2", "--ema", "0.9", "--val-fraction", "0", "--out", str(out)]
+    assert main(args) == 0
+    assert yaml.safe_load((out / "train.yaml").read_text())["ema"] == 0.9
+    checkpoint, saved = load_file(out / "checkpoint.safetensors"), load_file(out / "model.safetensors")
+    assert set(saved) == {k[len("average."):] for k in checkpoint if k.startswith("average.")}
+    for k, v in saved.items():  # without validation the model is the last epoch's average
+        torch.testing.assert_close(v, checkpoint[f"average.{k}"], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(v, checkpoint[f"model.{k}"]) for k, v in saved.items())
+    for value in ("1.5", "0", "x"):
+        bad = run("train", "vae", *TINY, "--ema", value, "--out", str(tmp_path / "never"))
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--ema" in bad.stderr, bad.stderr
+        assert not (tmp_path / "never").exists()

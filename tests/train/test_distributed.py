@@ -46,6 +46,7 @@ CLI_ARGS = ["train", "ae", "--epochs", str(EPOCHS), "--batch-size", str(PER_RANK
 WHOLE_BATCH_MODELS = ("info_vae", "swae", "beta_tc_vae", "dip_vae")
 """Objectives whose penalty needs the whole batch: MMD, sliced Wasserstein, total correlation, DIP covariance."""
 GRAD_BATCH = 32
+EMA = 0.8
 
 
 def _digits() -> torch.Tensor:
@@ -59,13 +60,15 @@ def _torchrun(args: list[str], cwd: Path, *launcher: str) -> subprocess.Complete
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _single_process_reference(x: torch.Tensor, binarize: bool = False) -> dict[str, torch.Tensor]:
+def _single_process_reference(x: torch.Tensor, binarize: bool = False, ema: float | None = None) -> dict[str, torch.Tensor]:
     """The 2-process run done by one process with plain Adam: each step's batch is the union of
     the two ranks' i-th batches (rank 0's first), each epoch's permutation the one ``fit`` draws.
     With ``binarize``: the file-backed path's dynamic binarisation, uniforms for the whole global
-    batch drawn from the shared generator after the epoch's permutation."""
+    batch drawn from the shared generator after the epoch's permutation. With ``ema``: the
+    moving average θ̄ ← β θ̄ + (1 − β) θ of the weights after each step, from the initial ones."""
     torch.manual_seed(SEED)
     model = vaekit.create("ae", **SHAPE).train()
+    average = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(SEED)
     shard = N // 2
@@ -81,7 +84,8 @@ def _single_process_reference(x: torch.Tensor, binarize: bool = False) -> dict[s
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+            average = {k: (ema or 0) * average[k] + (1 - (ema or 0)) * v.detach() for k, v in model.state_dict().items()}
+    return average
 
 
 TRAIN_SCRIPT = """
@@ -94,6 +98,10 @@ torch.manual_seed({seed})
 model = vaekit.create("ae", **shape)
 result = vaekit.fit(model, x, epochs={epochs}, batch_size={batch}, lr={lr}, seed={seed}, quiet=True, out_dir=out + "/run")
 save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, f"{{out}}/weights{{rank}}.safetensors")
+torch.manual_seed({seed})  # the same run, validated and handed back as the moving average of its weights
+averaged = vaekit.fit(vaekit.create("ae", **shape), x, epochs={epochs}, batch_size={batch}, lr={lr}, seed={seed}, quiet=True,
+                      ema={ema}).model
+save_file({{k: v.contiguous() for k, v in averaged.state_dict().items()}}, f"{{out}}/averaged{{rank}}.safetensors")
 with open(f"{{out}}/history{{rank}}.json", "w") as f:
     json.dump(result.history, f)
 
@@ -128,7 +136,7 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(tmp_path):
     script = tmp_path / "train_ddp.py"
     script.write_text(textwrap.dedent(TRAIN_SCRIPT.format(
         shape=SHAPE, out=str(tmp_path), n=N, seed=SEED, epochs=EPOCHS, batch=PER_RANK_BATCH, lr=LR,
-        grad_batch=GRAD_BATCH, whole_batch=WHOLE_BATCH_MODELS)))
+        grad_batch=GRAD_BATCH, whole_batch=WHOLE_BATCH_MODELS, ema=EMA)))
     done = _torchrun([str(script)], tmp_path)
     assert done.returncode == 0, done.stderr[-6000:]
 
@@ -141,6 +149,12 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(tmp_path):
         torch.testing.assert_close(w0[k], reference[k], rtol=1e-4, atol=1e-5, msg=k)
     moved = max(float((w0[k] - v).abs().max()) for k, v in _initial_ae().items())
     assert moved > 1e-3  # the run trained: equality is not that of two untouched models
+    a0, a1 = load_file(tmp_path / "averaged0.safetensors"), load_file(tmp_path / "averaged1.safetensors")
+    averaged = _single_process_reference(_digits(), ema=EMA)
+    for k in reference:  # the average is kept alike in every process, and is that of one process over the same batches
+        torch.testing.assert_close(a0[k], a1[k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(a0[k], averaged[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert max(float((a0[k] - w0[k]).abs().max()) for k in w0) > 1e-4  # an average, not the last weights
 
     h0, h1 = (json.loads((tmp_path / f"history{r}.json").read_text()) for r in (0, 1))
     assert [r["train/loss"] for r in h0] == [r["train/loss"] for r in h1]  # one history, summed over ranks

@@ -44,6 +44,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr_warmup_epochs": 0,
     "lr_patience": 10,
     "fast": False,
+    "ema": None,
     "stream": False,
     "init_from": None,
     "seed": 0,

@@ -234,6 +234,8 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
         raise ConfigError("--patience stops on the validation loss, and --val-fraction 0 leaves no validation split; drop one of them")
     if not settings["lr"] > 0:
         raise ConfigError(f"--lr must be a positive number, got {settings['lr']}")
+    if settings["ema"] is not None and not (isinstance(settings["ema"], (int, float)) and 0 < settings["ema"] < 1):
+        raise ConfigError(f"--ema must be a decay between 0 and 1, e.g. 0.999 (an average over about 1000 steps), got {settings['ema']!r}")
     return name, settings, options
 
 
@@ -352,6 +354,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
             warmup_epochs=settings["warmup_epochs"], grad_norm=settings["grad_norm"],
             precision=settings["precision"], compile=settings["compile"], schedule=settings["schedule"],
             lr_warmup_epochs=settings["lr_warmup_epochs"], lr_patience=settings["lr_patience"], fast=settings["fast"],
+            ema=settings["ema"],
             binarize_data=None if settings["binarize"] == "none" else settings["binarize"], resume=not args.fresh,
             callbacks=callbacks,
         )
@@ -553,6 +556,8 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("--lr-patience", type=_int_at_least(0, "an integer ≥ 0"), default=S,
                    help="epochs without a better validation loss that --schedule plateau waits before it lowers the rate (default 10)")
     p.add_argument("--lr-warmup-epochs", type=float, default=S, help="linear learning-rate warm-up (epochs) of --schedule")
+    p.add_argument("--ema", type=float, default=S, metavar="DECAY",
+                   help="validate, save and return an exponential moving average of the weights, e.g. 0.999 (see README)")
     p.add_argument("--stream", action="store_true", default=S,
                    help="read the training data from its file batch by batch (.npy, uncompressed .npz, image folder); "
                         "automatic when it would not fit in memory")

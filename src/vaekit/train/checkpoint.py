@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from vaekit._io import atomic_path, check_tensors_sha256, tensors_sha256
 from vaekit.errors import CheckpointError
+from vaekit.train.averaging import WeightAverage
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_trainer_state", "check_resumable", "config_differences", "CHECKPOINT_FILE"]
 
@@ -36,9 +37,12 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any], generator: torch.Generator) -> None:
-    """Write the full training state atomically to ``path``."""
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any],
+                    generator: torch.Generator, average: WeightAverage | None = None) -> None:
+    """Write the full training state atomically to ``path`` (with ``average``, the averaged weights too)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"average.{k}": v.detach().cpu().contiguous().clone() for k, v in average.state_dict().items()})
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
@@ -112,8 +116,12 @@ def _preset_defaults(name: Any) -> dict[str, Any]:
     return dict(get_preset(name).defaults) if isinstance(name, str) and name in available_models() else {}
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
-    """Restore model, optimiser and RNG states from ``path``; return the trainer state."""
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                    average: WeightAverage | None = None) -> dict[str, Any]:
+    """Restore model, optimiser and RNG states from ``path``; return the trainer state.
+
+    ``average`` gets the averaged weights the checkpoint holds; one saved without them (a run
+    trained without ``ema``) starts the average from the restored weights."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -133,6 +141,11 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state, strict=True)
+        average_state = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
+        if average is not None and average_state:
+            average.load_state_dict(average_state)
+        elif average is not None:
+            average.reset()
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]})") from None
     state: dict[int, dict[str, Any]] = {}

@@ -25,6 +25,7 @@ from vaekit.data import Dataset, FileDataset, as_dataset, batch_loader, binarize
 from vaekit.errors import ConfigError, NonFiniteLossError
 from vaekit.models.model import LatentVariableModel
 from vaekit.models.persistence import load_weights, save_model
+from vaekit.train.averaging import WeightAverage, check_ema
 from vaekit.train.callbacks import EXAMPLES, Callback, check_callbacks
 from vaekit.train.distributed import lost_process_error, process_group_from_env
 from vaekit.train.precision import check_compile, resolve_precision
@@ -58,7 +59,7 @@ class FitResult:
     """The optimisation settings the run used (:data:`SETTINGS`): the fast recipe's when ``fast=True``."""
 
 
-SETTINGS = ("epochs", "batch_size", "lr", "schedule", "lr_warmup_epochs", "warmup_epochs", "precision", "compile", "fast")
+SETTINGS = ("epochs", "batch_size", "lr", "schedule", "lr_warmup_epochs", "warmup_epochs", "precision", "compile", "fast", "ema")
 
 
 class LastGoodState:
@@ -324,6 +325,7 @@ def fit(
     lr_warmup_epochs: float = 0,
     lr_patience: int = 10,
     fast: bool = False,
+    ema: float | None = None,
 ) -> FitResult:
     """Train ``model`` with Adam on ``train``; validate on ``val`` every epoch.
 
@@ -388,6 +390,11 @@ def fit(
             no warm-up of their own), compiled steps where ``torch.compile`` runs and bf16
             where the hardware runs it fast. The settings actually used are
             ``FitResult.settings`` (and in the callbacks' ``info``).
+        ema: a decay β in (0, 1) to keep an exponential moving average of the weights,
+            θ̄ ← β θ̄ + (1 − β) θ after every step (:mod:`vaekit.train.averaging`; 0.999 averages
+            over about 1000 steps). The averaged weights are what is validated (``val/*``, early
+            stopping), saved as ``model.safetensors``, passed to the callbacks and handed back;
+            the checkpoint keeps both, so a resumed run continues the same average. None: off.
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
     trains on its shard of every epoch (``batch_size`` per process), the epoch's terms are
@@ -414,6 +421,7 @@ def fit(
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
     grad_clip = check_grad_clip(grad_clip)
+    ema = check_ema(ema)
     callbacks = check_callbacks(callbacks)
     if grad_norm not in (None, *GRAD_NORMS):
         raise ConfigError(f'grad_norm must be "unit" (each gradient scaled to norm 1 before Adam) or None, got {grad_norm!r}')
@@ -463,6 +471,8 @@ def fit(
     warmup_done_epoch = warmup_epochs_of(model, math.ceil(shard / batch_size))  # patience counts only the epochs after it
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, **_fastest_adam(model))
+    average = WeightAverage(model, ema) if ema is not None else None
+    evaluated = model if average is None else average.module  # what is validated, saved and handed back
     generator = torch.Generator().manual_seed(seed)  # the same permutation in every process
     torch.manual_seed(seed + group.rank)  # different reparameterisation noise in each
     step_model = torch.nn.parallel.DistributedDataParallel(model) if group.distributed else model
@@ -471,7 +481,7 @@ def fit(
     checkpoint_path = None if out_dir is None else Path(out_dir) / CHECKPOINT_FILE
     if checkpoint_path is not None and checkpoint_path.exists() and resume:
         check_resumable(checkpoint_path, model)
-        state = load_checkpoint(checkpoint_path, model, optimizer, generator)
+        state = load_checkpoint(checkpoint_path, model, optimizer, generator, average)
         if group.distributed:  # the checkpoint holds rank 0's noise state: give each process its own again
             torch.manual_seed(seed + group.rank + 7919 * state["epoch"])
         start_epoch, bad_epochs, model.step = state["epoch"], state["bad_epochs"], state["step"]
@@ -508,17 +518,17 @@ def fit(
     good_state = LastGoodState(model, optimizer)
     parameters = [p for p in model.parameters() if p.is_floating_point()]
     # without a run folder the best epoch's weights are kept in memory (only when there is validation)
-    best_state = BestState(model) if out_dir is None and val_set is not None else None
+    best_state = BestState(evaluated) if out_dir is None and val_set is not None else None
     info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "grad_clip": grad_clip,
             "patience": patience, "binarize_data": binarize_data, "warmup_epochs": warmup_epochs, "grad_norm": grad_norm,
             "out_dir": None if out_dir is None else str(out_dir), "device": str(device), "start_epoch": start_epoch,
             "num_train": n, "num_val": 0 if val_set is None else len(val_set), "world_size": group.world_size,
             "precision": "fp32" if body_dtype is None else "bf16", "compile": bool(compile), "schedule": schedule,
-            "lr_warmup_epochs": lr_warmup_epochs, "lr_patience": lr_patience, "fast": bool(fast),
+            "lr_warmup_epochs": lr_warmup_epochs, "lr_patience": lr_patience, "fast": bool(fast), "ema": ema,
             "examples": _in_memory((val_set if val_set is not None else train_set)[:EXAMPLES])}
     result.settings = {k: info[k] for k in SETTINGS}
     started = _start_callbacks(callbacks if group.is_main else [], model, info, result)  # rank 0 alone reports
-    model.body_dtype = body_dtype
+    model.body_dtype = evaluated.body_dtype = body_dtype
     fit_started = time.perf_counter()
     elapsed_before = float(result.history[-1].get("elapsed_s", 0.0)) if result.history else 0.0  # a resumed run's time so far
     compiler_config = contextlib.ExitStack()
@@ -554,6 +564,8 @@ def fit(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
                 model.step += 1
+                if average is not None:
+                    average.update()
 
                 # bookkeeping on the device: no host sync here
                 keys = keys or list(out)
@@ -593,7 +605,7 @@ def fit(
             record["samples_per_s"] = shard * group.world_size / seconds
             if val_set is not None:
                 val_batches = _validation_batches(val_set, max(batch_size, 500), binarize_data, seed, device, model.conditional)
-                val_terms = _validate(model, val_batches, len(val_set))
+                val_terms = _validate(evaluated, val_batches, len(val_set))
                 averaged = group.sum(torch.tensor(list(val_terms.values()), dtype=torch.float64, device=device)) / group.world_size
                 record.update({f"val/{k}": float(v) for k, v in zip(val_terms, averaged)})  # identical in every process
             record["elapsed_s"] = elapsed_before + time.perf_counter() - fit_started  # wall time of training and validation
@@ -615,18 +627,18 @@ def fit(
 
             if writes:
                 if improved:
-                    save_model(model, out_dir)
+                    save_model(evaluated, out_dir)
                 trainer_state = {
                     "epoch": epoch + 1, "step": model.step, "bad_epochs": bad_epochs, "history": result.history,
                     "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "model_config": model.config,
                     "stopped_early": result.stopped_early,
                 }
-                save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator)
+                save_checkpoint(checkpoint_path, model, optimizer, trainer_state, generator, average)
                 with open(Path(out_dir) / METRICS_FILE, "a") as f:
                     f.write(json.dumps(record) + "\n")
             group.barrier()  # files of this epoch are complete before any process goes on
             for callback in started:
-                callback.on_epoch_end(epoch + 1, record, model)
+                callback.on_epoch_end(epoch + 1, record, evaluated)
             if progress is not None:
                 progress.write(
                     f"epoch {epoch + 1}/{epochs}  train loss {record['train/loss']:.4f}"
@@ -654,11 +666,14 @@ def fit(
             progress.close()
         if out_dir is not None and val_set is not None and result.best_epoch is not None:
             load_weights(model, Path(out_dir) / "model.safetensors")  # hand back the best model
-        elif best_state is not None:
-            best_state.restore()
+        else:
+            if best_state is not None:
+                best_state.restore()
+            if average is not None:  # the averaged weights (of the best epoch) are the model
+                model.load_state_dict(average.module.state_dict())
         model.eval()
     finally:
-        model.body_dtype = None  # evaluation and sampling after training run in float32
+        model.body_dtype = evaluated.body_dtype = None  # evaluation and sampling after training run in float32
         compiler_config.close()
         _end_callbacks(started, result)
     return result
