@@ -141,8 +141,10 @@ def _history(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _learning_rate(run: Path) -> float:
-    return float(yaml.safe_load((run / "train.yaml").read_text())["lr"])
+def _phase_settings(run: Path) -> dict:
+    """The learning rate of a run, and its weight-averaging decay when it had one (``--ema``)."""
+    settings = yaml.safe_load((run / "train.yaml").read_text())
+    return {"lr": float(settings["lr"]), **({"ema": settings["ema"]} if settings.get("ema") else {})}
 
 
 def _epoch_seconds(records: list[dict]) -> list[float]:
@@ -161,7 +163,7 @@ def _epoch_seconds(records: list[dict]) -> list[float]:
 def run_summary(run: Path, sources: list[tuple[Path, int]] | None = None) -> dict:
     """:func:`training_summary` of ``run``, preceded, for a run that continues others (``--init-from``, in
     phases), by each source run's epochs up to the one whose model the next phase started from; with each
-    phase's run, epochs and learning rate (``phases``)."""
+    phase's run, epochs, learning rate and weight-averaging decay (``phases``)."""
     history: list[dict] = []
     phases = []
     for folder, epoch in [*(sources or []), (run, None)]:
@@ -175,7 +177,7 @@ def run_summary(run: Path, sources: list[tuple[Path, int]] | None = None) -> dic
         for r, seconds in zip(own, _epoch_seconds(own)):
             offset_time += seconds
             history.append({**r, "epoch": offset_epoch + r["epoch"], "elapsed_s": offset_time})
-        phases.append({"run": str(folder), "epochs": len(own), "lr": _learning_rate(folder)})
+        phases.append({"run": str(folder), "epochs": len(own), **_phase_settings(folder)})
     return {**training_summary(history), "phases": phases}
 
 
@@ -232,7 +234,7 @@ def _curve_note(row: dict) -> str:
     starts, epoch = [], 0
     for before, after in zip(phases, phases[1:]):
         epoch += before["epochs"]
-        starts.append(f"lr {after['lr']:g} after epoch {epoch}")
+        starts.append(f"lr {after['lr']:g}{' with EMA' if after.get('ema') else ''} after epoch {epoch}")
     return "; " + ", ".join(starts) + (", IWAE bound" if row.get("bound") == "iwae" else "")
 
 

@@ -603,6 +603,7 @@ def fit(
             sums = group.sum(sums)
             record.update({f"train/{k}": float(v) / (shard * group.world_size) for k, v in zip(keys, sums)})
             record["samples_per_s"] = shard * group.world_size / seconds
+            evaluated.step = model.step  # the averaged copy reports the step it has followed
             if val_set is not None:
                 val_batches = _validation_batches(val_set, max(batch_size, 500), binarize_data, seed, device, model.conditional)
                 val_terms = _validate(evaluated, val_batches, len(val_set))
