@@ -25,6 +25,7 @@ of calls set the times, and ``OMP_WAIT_POLICY=PASSIVE`` removes the stalls).
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --bf16 --model runs/bench/fashion-mnist/vae/seed0 --data fashion-mnist
     OMP_NUM_THREADS=1 python benchmarks/loglik_speed.py --blocks 256 512 1024 2048   # the decoder call size
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --data fashion-mnist --images 10000 --rounds 1   # the whole test set
+    python benchmarks/loglik_speed.py --device cuda --images 512 --bf16   # on a GPU
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def parallel_op_ms() -> float:
 def timed(run) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     run()
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -110,7 +113,7 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
     if probe is not x and x.shape[0] % chunk:
         raise SystemExit(f"--images must be a multiple of {chunk} (the examples per chunk at K={k}) beyond {4 * chunk}")
     sizes = [z.shape[0] for z in decoder_calls(model, lambda: vaekit.log_likelihood(model, probe, k))] * (x.shape[0] // probe.shape[0])
-    codes = torch.randn(max(sizes), model.latent_dim)
+    codes = torch.randn(max(sizes), model.latent_dim, device=model.device)
 
     @torch.no_grad()
     def bare() -> None:
@@ -174,21 +177,23 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time precision='bf16' and measure its error against fp32")
     parser.add_argument("--error-images", type=int, default=200, help="images for the bf16 error")
     parser.add_argument("--blocks", type=int, nargs="+", help="sweep the codes per decoder call and thread (importance.DECODE_BLOCK)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: the model and the images sit there")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
-    model = reference_model(args.model).eval()
-    x = images(args.data, args.images)
+    model = reference_model(args.model).eval().to(args.device)
+    x = images(args.data, args.images).to(args.device)
     load_before = os.getloadavg()
     result: dict[str, object] = {"threads": torch.get_num_threads(), "images": args.images, "samples": args.samples,
                                  "rounds": args.rounds, "torch": torch.__version__, "model": args.model or "reference VAE, untrained (seed 0)",
-                                 "data": args.data, "cpu": cpu_bf16(), "decode_block": importance.decode_block(),
+                                 "data": args.data, "cpu": cpu_bf16(), "decode_block": importance.decode_block(model.device),
+                                 "device": torch.cuda.get_device_name() if x.is_cuda else "cpu",
                                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "parallel_op_ms": parallel_op_ms()}
     if args.blocks:
         sweep = {}
         for block in args.blocks:
             importance.DECODE_BLOCK = block
-            print(f"-- {importance.decode_block()} codes per decoder call")
+            print(f"-- {importance.decode_block(model.device)} codes per decoder call")
             sweep[block] = measure(model, x, args.samples, args.rounds, bf16=False)
         result["blocks"] = sweep
     else:

@@ -13,6 +13,7 @@ bf16 is measured even where ``vaekit.fit`` would refuse it as slow (the benchmar
 the numbers), so the table shows what the check protects users from.
 
     python benchmarks/precision_speed.py [--rounds 3] [--limit 20000] [--batch-sizes 128,256,512] [--json FILE]
+        [--data fashion-mnist|random] [--device cuda]
 """
 
 from __future__ import annotations
@@ -35,23 +36,25 @@ def new_model() -> vaekit.LatentVariableModel:
 
 def plain_fp32(x: torch.Tensor, batch_size: int = 128) -> float:
     """samples/s of the second epoch of a hand-written fp32 loop (randperm, slice, zero_grad, backward, Adam)."""
-    model = new_model()
+    model = new_model().to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n, speed = x.shape[0], 0.0
     for _ in range(2):
         t0 = time.perf_counter()
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=x.device)
         for i in range(0, n, batch_size):
             loss = model.loss(x[perm[i : i + batch_size]])["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if x.is_cuda:
+            torch.cuda.synchronize()
         speed = n / (time.perf_counter() - t0)
     return speed
 
 
 def fit_speed(x: torch.Tensor, batch_size: int, precision: str, compile: bool) -> float:
-    result = vaekit.fit(new_model(), x, epochs=2, batch_size=batch_size, lr=1e-3, quiet=True, device="cpu",
+    result = vaekit.fit(new_model(), x, epochs=2, batch_size=batch_size, lr=1e-3, quiet=True, device=x.device,
                         precision=precision, compile=compile)
     return result.history[-1]["samples_per_s"]
 
@@ -62,11 +65,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20000, help="training images per epoch")
     parser.add_argument("--batch-sizes", default="128,256,512")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled configurations")
+    parser.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "random"], help="random: binary noise images")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    from vaekit.data import load_fashion_mnist, static_binarize
+    if args.data == "fashion-mnist":
+        from vaekit.data import load_fashion_mnist, static_binarize
 
-    x = static_binarize(load_fashion_mnist("train").x[: args.limit])
+        x = static_binarize(load_fashion_mnist("train").x[: args.limit])
+    else:
+        x = torch.rand(args.limit, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bernoulli()
+    x = x.to(args.device)
     precision_module.MIN_SPEEDUP = 0.0  # measure bf16 even where fit would keep fp32
     native = precision_module.cpu_has_native_bf16()
     precision_module.cpu_has_native_bf16 = lambda cpuinfo=None: True
@@ -84,7 +93,8 @@ def main() -> None:
     base = med["plain fp32 b128"]
     rows = [{"configuration": k, "samples_per_s": v, "ratio_to_plain_fp32_b128": v / base} for k, v in med.items()]
     result = {"rows": rows, "threads": torch.get_num_threads(), "examples": x.shape[0], "rounds": args.rounds,
-              "cpu_native_bf16": native, "bf16_matmul_speedup": precision_module.bf16_speedup("cpu"), "torch": torch.__version__}
+              "cpu_native_bf16": native, "bf16_matmul_speedup": precision_module.bf16_speedup(x.device.type), "torch": torch.__version__,
+              "device": torch.cuda.get_device_name() if x.is_cuda else "cpu"}
     print("| configuration | samples/s | × plain fp32 b128 |\n|---|---|---|")
     for row in rows:
         print(f"| {row['configuration']} | {row['samples_per_s']:.0f} | {row['ratio_to_plain_fp32_b128']:.2f} |")

@@ -19,7 +19,7 @@ of them alike:
 Reported: median samples/s of each and the ratios of vaekit (with and without a run folder) to
 the plain loops and to the hand-written model.
 
-    python benchmarks/trainer_speed.py [--data fashion-mnist|random] [--rounds 3] [--epochs 1] [--ema 0.999]
+    python benchmarks/trainer_speed.py [--data fashion-mnist|random] [--rounds 3] [--epochs 1] [--ema 0.999] [--device cuda]
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ class HandWrittenVAE(nn.Module):
 
 
 def plain_loop(model: nn.Module, loss_fn, x: torch.Tensor, epochs: int, batch_size: int, fused: bool = False) -> None:
+    model.to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     n = x.shape[0]
     for _ in range(epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=x.device)
         for i in range(0, n, batch_size):
             loss = loss_fn(x[perm[i : i + batch_size]])
             opt.zero_grad(set_to_none=True)
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--limit", type=int, default=60000, help="training examples used")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: the data sit there, every trainer runs there")
     parser.add_argument("--ema", type=float, help="also time fit(ema=EMA): the cost of averaging the weights")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -85,10 +87,11 @@ def main() -> None:
         x = static_binarize(load_fashion_mnist("train").x[: args.limit])
     else:
         x = torch.rand(args.limit, 1, 28, 28).bernoulli()
+    x, device = x.to(args.device), args.device
     n = x.shape[0] * args.epochs
     runners = {
-        "vaekit": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device="cpu"),
-        "vaekit+folder": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device="cpu",
+        "vaekit": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device=device),
+        "vaekit+folder": lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True, device=device,
                                             out_dir=tempfile.mkdtemp(prefix="vaekit-speed-")),
         "plain": lambda: (lambda m: plain_loop(m, lambda b: m.loss(b)["loss"], x, args.epochs, args.batch_size))(new_model()),
         "plain+fused": lambda: (lambda m: plain_loop(m, lambda b: m.loss(b)["loss"], x, args.epochs, args.batch_size, True))(new_model()),
@@ -96,12 +99,14 @@ def main() -> None:
     }
     if args.ema is not None:
         runners["vaekit+ema"] = lambda: vaekit.fit(new_model(), x, epochs=args.epochs, batch_size=args.batch_size, quiet=True,
-                                                   device="cpu", ema=args.ema)
+                                                   device=device, ema=args.ema)
     speeds: dict[str, list[float]] = {k: [] for k in runners}
     for r in range(args.rounds):
         for name, run in runners.items():
             t0 = time.perf_counter()
             run()
+            if x.is_cuda:
+                torch.cuda.synchronize()
             speeds[name].append(n / (time.perf_counter() - t0))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in speeds.items()), flush=True)
     med = {k: statistics.median(v) for k, v in speeds.items()}
@@ -114,6 +119,7 @@ def main() -> None:
         "ratio_vaekit_over_hand_written": med["vaekit"] / med["hand-written"],
         **({"ema": args.ema, "ratio_vaekit_ema_over_vaekit": med["vaekit+ema"] / med["vaekit"]} if args.ema is not None else {}),
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if x.is_cuda else "cpu",
         "examples": x.shape[0],
         "epochs_per_run": args.epochs,
         "rounds": args.rounds,

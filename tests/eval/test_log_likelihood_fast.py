@@ -118,6 +118,12 @@ def test_default_batch_fills_one_chunk_and_encodes_each_example_once(monkeypatch
     assert encoded == [2, 2, 1]  # 2 examples × 40 draws fill the 100-code chunk; each example encoded once
 
 
+def test_tiles_are_per_thread_on_the_cpu_and_a_whole_chunk_on_a_gpu():
+    threads = torch.get_num_threads()
+    assert importance.decode_block() == importance.decode_block(torch.device("cpu")) == importance.DECODE_BLOCK * threads
+    assert importance.decode_block(torch.device("cuda")) == importance.ACCELERATOR_DECODE_BLOCK == likelihood_module.MAX_CODES_PER_CHUNK
+
+
 def _heads():
     return {
         "bernoulli binary": (BernoulliLikelihood(SHAPE), lambda x: x.round()),

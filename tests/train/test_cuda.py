@@ -84,3 +84,16 @@ def test_vamp_prior_training_step_on_the_gpu():
         grads.append(model.prior_module.pseudo_inputs.grad.cpu())
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
     assert vaekit.fit(model, x, epochs=1, batch_size=32, quiet=True, device="cuda").history[-1]["train/loss"] > 0
+
+
+def test_weight_averaging_on_the_gpu(tmp_path):
+    """fit(ema=β) keeps its averaged copy on the GPU, validates it, and checkpoints it beside the live weights."""
+    torch.manual_seed(0)
+    model = vaekit.create("vae", **SHAPE)
+    result = vaekit.fit(model, _digits()[:448], _digits()[448:], epochs=2, batch_size=64, quiet=True, device="cuda",
+                        binarize_data="dynamic", ema=0.9, out_dir=tmp_path)
+    assert model.device.type == "cuda" and result.settings["ema"] == 0.9
+    from safetensors.torch import load_file
+
+    checkpoint = load_file(tmp_path / "checkpoint.safetensors")
+    assert any(k.startswith("average.") for k in checkpoint) and any(k.startswith("model.") for k in checkpoint)

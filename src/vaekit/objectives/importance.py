@@ -123,9 +123,17 @@ def diagonal_gaussian_draws(q: Distribution, num_samples: int) -> tuple[torch.Te
     return z, log_q
 
 
-def decode_block() -> int:
-    """Codes per decoder call: :data:`DECODE_BLOCK` for each of torch's intra-op threads (fewer,
-    larger calls with more threads, each thread's share the same)."""
+ACCELERATOR_DECODE_BLOCK = 16_384
+"""Codes per decoder call on a GPU: no core's cache to stay within, and every call launches
+kernels, so a whole chunk of codes (``vaekit.eval.likelihood.MAX_CODES_PER_CHUNK``) goes at once."""
+
+
+def decode_block(device: torch.device | None = None) -> int:
+    """Codes per decoder call: on the CPU :data:`DECODE_BLOCK` for each of torch's intra-op threads
+    (fewer, larger calls with more threads, each thread's share the same); on any other ``device``,
+    :data:`ACCELERATOR_DECODE_BLOCK`."""
+    if device is not None and torch.device(device).type != "cpu":
+        return ACCELERATOR_DECODE_BLOCK
     return DECODE_BLOCK * max(1, torch.get_num_threads())
 
 
@@ -159,7 +167,7 @@ def _example_major_terms(
     whole examples when K is small, a run of one example's draws otherwise.
     """
     b, k = z.shape[:2]
-    block = decode_block()
+    block = decode_block(z.device)
     examples, draws = (max(1, block // k), k) if k < block else (1, block)
     lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(z.device.type, dtype=decoder_dtype)
     overwrite = not torch.is_grad_enabled()  # each tile's decoded parameters are scored once, in place
