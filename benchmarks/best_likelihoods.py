@@ -19,6 +19,15 @@ records runs still training (epochs so far, best validation ELBO, wall time, val
 ``benchmarks/results/best_likelihoods_progress.json`` and redraws the table and curves with them
 (dashed), until they are shipped.
 
+    python benchmarks/best_likelihoods.py --select hvae_vamp=runs/a,runs/b,benchmarks/models/hvae_vamp
+
+chooses among candidate models of one row (run folders, or a shipped model) by their validation log p(x)
+(K = ``--select-samples`` importance samples on the 6 000 validation images of the training runs' split,
+binarised as ``fit`` binarises them, the same random numbers for every candidate), not by the one-sample
+validation ELBO each run selected its epoch on, whose noise (±0.05 nats) is as large as the differences
+between models on a plateau. It writes ``benchmarks/results/best_likelihoods_selection.json``; the test set
+is scored only for the model shipped.
+
 A run that continues another from one of its models (``vaekit train ... --init-from SOURCE``, e.g. at a
 lower learning rate) is summarised with ``--continues NAME=SOURCE@EPOCH`` (a chain of phases:
 ``NAME=FIRST@EPOCH,SECOND@EPOCH``): its epochs, wall time and curve then include SOURCE's up to EPOCH.
@@ -62,7 +71,12 @@ def main() -> None:
     parser.add_argument("--continues", action="append", default=[], metavar="NAME=SOURCE@EPOCH[,SOURCE@EPOCH...]",
                         help="row NAME's run started (--init-from) from the model run SOURCE kept at EPOCH (a chain: each "
                              "phase from the one before): its epochs, wall time and curve include SOURCE's up to EPOCH (repeatable)")
+    parser.add_argument("--select", metavar="NAME=RUN,RUN...", help="rank candidate models of row NAME by validation log p(x)")
+    parser.add_argument("--select-samples", type=int, default=1000, help="K of the validation log p(x) of --select")
     args = parser.parse_args()
+    if args.select:
+        select(args.select, args.select_samples)
+        return
     continues = parse_continues(args.continues)
     if args.progress:
         record_progress(args.progress, continues)
@@ -89,11 +103,56 @@ def main() -> None:
         "first_200_k500": check,
         **run_summary(run, continues.get(args.name)),
         "train_yaml": settings,
+        **_selection(args.name, args.run),
     }
     (out / "likelihood.json").write_text(json.dumps(row, indent=2))
     print(f"{args.name}: test log p(x) {row['test_log_likelihood']:.2f} ± {row['standard_error']:.2f} (K={args.nll_samples}); "
           f"first 200 at K=500: {check:.2f}; best epoch {row['best_epoch']} of {row['epochs']}")
     write_table()
+
+
+def validation_images(seed: int = 0, val_fraction: float = 0.1) -> torch.Tensor:
+    """The validation images of the table's runs: ``vaekit train``'s split of the Fashion-MNIST training set
+    (``--val-fraction 0.1``, ``--seed 0``), binarised once as ``fit`` binarises a validation set."""
+    from vaekit.data import train_val_split
+
+    _, val = train_val_split(load_fashion_mnist("train"), val_fraction, seed=seed)
+    return static_binarize(val.x, seed=seed)
+
+
+def select(spec: str, samples: int) -> None:
+    """Rank the candidates of ``NAME=RUN,RUN...`` by mean validation log p(x), K = ``samples``, seed 0 for each."""
+    name, _, runs = spec.partition("=")
+    if name not in PUBLISHED or not runs:
+        raise SystemExit(f"--select takes NAME=RUN,RUN... with NAME one of {', '.join(PUBLISHED)}, got {spec!r}")
+    x = validation_images()
+    rows = []
+    for run in runs.split(","):
+        model = vaekit.load(run)
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        ll = vaekit.log_likelihood(model, x, num_samples=samples)
+        rows.append({"run": run, "val_log_likelihood": float(ll.mean()), "standard_error": float(ll.std() / len(ll) ** 0.5),
+                     "seconds": time.perf_counter() - t0, "values": ll})
+        print(f"{run}: validation log p(x) {rows[-1]['val_log_likelihood']:.3f} (K={samples}, {len(ll)} images)", flush=True)
+    best = max(rows, key=lambda r: r["val_log_likelihood"])
+    for r in rows:  # paired over the same images: the difference from the best, and its standard error
+        d = r.pop("values") - best["values"] if r is not best else None
+        r["minus_best"], r["minus_best_se"] = (0.0, 0.0) if d is None else (float(d.mean()), float(d.std() / len(d) ** 0.5))
+    best.pop("values", None)
+    path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
+    selections = json.loads(path.read_text()) if path.exists() else {}
+    selections[name] = {"samples": samples, "images": len(x), "chosen": best["run"], "recorded": time.strftime("%Y-%m-%d %H:%M"),
+                        "candidates": rows}
+    path.write_text(json.dumps(selections, indent=2))
+    print(f"{name}: {best['run']} has the highest validation log p(x) ({best['val_log_likelihood']:.3f})")
+
+
+def _selection(name: str, run: str) -> dict:
+    """The ``--select`` ranking that chose ``run`` for row ``name``, when one did."""
+    path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
+    chosen = json.loads(path.read_text()).get(name) if path.exists() else None
+    return {"selection": chosen} if chosen and Path(chosen["chosen"]).resolve() == Path(run).resolve() else {}
 
 
 def ship_settings(run: Path, out: Path) -> str:
@@ -234,15 +293,15 @@ def _curve_note(row: dict) -> str:
     starts, epoch = [], 0
     for before, after in zip(phases, phases[1:]):
         epoch += before["epochs"]
-        starts.append(f"lr {after['lr']:g}{' with EMA' if after.get('ema') else ''} after epoch {epoch}")
-    return "; " + ", ".join(starts) + (", IWAE bound" if row.get("bound") == "iwae" else "")
+        starts.append(f"{after['lr']:g}{'+EMA' if after.get('ema') else ''} from {epoch}")
+    return "; lr " + ", ".join(starts) + (", IWAE bound" if row.get("bound") == "iwae" else "")
 
 
 def plot_curves() -> None:
     """Validation bound per epoch of every shipped or training row, in one PNG (``benchmarks/results/best_likelihoods_curves.png``)."""
     from vaekit.viz._figure import new_figure, save_figure
 
-    fig, axes = new_figure(1, 1, figsize=(6.4, 4.2))
+    fig, axes = new_figure(1, 1, figsize=(7.2, 5.4))
     ax = axes.ravel()[0]
     training = _in_progress()
     for colour, name in zip(("C0", "C1", "C2", "C3"), PUBLISHED):
@@ -260,7 +319,7 @@ def plot_curves() -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation bound (nats)")
     ax.set_title("Fashion-MNIST best-likelihood runs\n(dotted: best epoch; dashed: still training)", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=6.5, loc="lower right")
     save_figure(fig, ROOT / "benchmarks" / "results" / "best_likelihoods_curves.png")
 
 
