@@ -195,6 +195,7 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
     """
     from vaekit.errors import ConfigError
     from vaekit.models import get_preset
+    from vaekit.train.averaging import check_ema
 
     explicit: dict[str, Any] = {}
     options: dict[str, Any] = {}
@@ -234,8 +235,7 @@ def train_settings(args: argparse.Namespace, extras: Sequence[str]) -> tuple[str
         raise ConfigError("--patience stops on the validation loss, and --val-fraction 0 leaves no validation split; drop one of them")
     if not settings["lr"] > 0:
         raise ConfigError(f"--lr must be a positive number, got {settings['lr']}")
-    if settings["ema"] is not None and not (isinstance(settings["ema"], (int, float)) and 0 < settings["ema"] < 1):
-        raise ConfigError(f"--ema must be a decay between 0 and 1, e.g. 0.999 (an average over about 1000 steps), got {settings['ema']!r}")
+    check_ema(settings["ema"], "--ema")
     return name, settings, options
 
 

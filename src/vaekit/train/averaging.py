@@ -36,13 +36,13 @@ from vaekit.errors import ConfigError
 __all__ = ["WeightAverage", "check_ema"]
 
 
-def check_ema(ema: Any) -> float | None:
-    """``ema`` as a decay β in (0, 1), None for no averaging, or a ``ConfigError``."""
+def check_ema(ema: Any, name: str = "ema") -> float | None:
+    """``ema`` as a decay β in (0, 1), None for no averaging, or a ``ConfigError`` that calls it ``name``."""
     if ema is None:
         return None
     valid = isinstance(ema, numbers.Real) and not isinstance(ema, bool) and math.isfinite(ema) and 0 < ema < 1
     if not valid:
-        raise ConfigError(f"ema must be a decay between 0 and 1 (e.g. 0.999: an average over about 1000 steps), or None for no "
+        raise ConfigError(f"{name} must be a decay between 0 and 1 (e.g. 0.999: an average over about 1000 steps), or None for no "
                           f"averaging; got {ema!r}")
     return float(ema)
 
