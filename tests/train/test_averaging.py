@@ -14,6 +14,7 @@ from vaekit.models.registry import available_models
 from vaekit.train.averaging import WeightAverage
 from vaekit.train.checkpoint import CHECKPOINT_FILE
 from vaekit.train.trainer import SCHEDULES_DONE
+from tests.interrupted import InterruptAfter
 
 SHAPE = dict(input_shape=(1, 4, 4), latent_dim=2, hidden_dims=(8,), arch="mlp")
 
@@ -98,13 +99,8 @@ def test_a_run_with_averaging_resumes_to_the_weights_of_an_uninterrupted_one(tmp
                     warmup_epochs=1, grad_norm="unit", patience=10)
     whole = vaekit.fit(_model(), x, xv, out_dir=tmp_path / "whole", **settings)
 
-    class Interrupt(vaekit.train.Callback):
-        def on_epoch_end(self, epoch, record, model):
-            if epoch == 3:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        vaekit.fit(_model(), x, xv, out_dir=tmp_path / "split", callbacks=[Interrupt()], **settings)
+        vaekit.fit(_model(), x, xv, out_dir=tmp_path / "split", callbacks=[InterruptAfter(3)], **settings)
     resumed = vaekit.fit(_model(), x, xv, out_dir=tmp_path / "split", **settings)
     assert [r["val/loss"] for r in resumed.history] == [r["val/loss"] for r in whole.history]
     for name in ("model.safetensors", CHECKPOINT_FILE):

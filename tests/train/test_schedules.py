@@ -9,6 +9,7 @@ import vaekit
 from vaekit.errors import ConfigError
 from vaekit.train.recipes import fast_settings
 from vaekit.train.schedules import lr_factor
+from tests.interrupted import InterruptAfter
 
 
 def test_cosine_with_warmup_closed_form():
@@ -70,13 +71,8 @@ def test_a_scheduled_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
     settings = dict(batch_size=16, lr=0.02, schedule="cosine", lr_warmup_epochs=1.5, quiet=True, seed=3, epochs=4)
     whole = vaekit.fit(_ae(), x, out_dir=tmp_path / "whole", **settings).model
 
-    class Interrupt(vaekit.train.Callback):
-        def on_epoch_end(self, epoch, record, model):
-            if epoch == 2:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        vaekit.fit(_ae(), x, out_dir=tmp_path / "split", callbacks=[Interrupt()], **settings)
+        vaekit.fit(_ae(), x, out_dir=tmp_path / "split", callbacks=[InterruptAfter(2)], **settings)
     with pytest.raises(ConfigError):  # the warm-up must fit in the run
         vaekit.fit(_ae(), x, out_dir=tmp_path / "never", **{**settings, "epochs": 1})
     resumed = vaekit.fit(_ae(), x, out_dir=tmp_path / "split", **settings).model
@@ -163,13 +159,8 @@ def test_a_plateau_run_resumes_to_the_weights_and_rates_of_an_uninterrupted_one(
     settings = dict(batch_size=16, lr=0.05, schedule="plateau", lr_patience=0, quiet=True, seed=3, epochs=8)
     whole = vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "whole", **settings)
 
-    class Interrupt(vaekit.train.Callback):
-        def on_epoch_end(self, epoch, record, model):
-            if epoch == 5:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "split", callbacks=[Interrupt()], **settings)
+        vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "split", callbacks=[InterruptAfter(5)], **settings)
     resumed = vaekit.fit(_ae(), x, xv, out_dir=tmp_path / "split", **settings)
     assert [r["lr"] for r in resumed.history] == [r["lr"] for r in whole.history] and min(r["lr"] for r in whole.history) < 0.05
     for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
