@@ -24,6 +24,7 @@ of calls set the times, and ``OMP_WAIT_POLICY=PASSIVE`` removes the stalls).
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py [--images 16] [--samples 1000] [--rounds 7]
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --bf16 --model runs/bench/fashion-mnist/vae/seed0 --data fashion-mnist
     OMP_NUM_THREADS=1 python benchmarks/loglik_speed.py --blocks 256 512 1024 2048   # the decoder call size
+    OMP_NUM_THREADS=1 python benchmarks/loglik_speed.py --breakdown   # decoder, scoring and the rest, apart
     OMP_NUM_THREADS=2 python benchmarks/loglik_speed.py --data fashion-mnist --images 10000 --rounds 1   # the whole test set
     python benchmarks/loglik_speed.py --device cuda --images 512 --bf16   # on a GPU
 """
@@ -152,6 +153,44 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
     return result
 
 
+def breakdown(model, x: torch.Tensor, k: int, rounds: int) -> dict[str, float]:
+    """Where the time of ``log_likelihood`` goes: the decoder's forward passes (timed by forward hooks), the
+    scoring of x under each decoded tile (``log_prob_repeated``, timed by a wrapper), and everything else
+    (encoding, drawing ε, log q, log p(z), the logsumexp, the tile bookkeeping), each as a fraction of the
+    decoder's time; medians over ``rounds`` calls. The hooks and the wrapper cost a few microseconds a tile."""
+    from vaekit.distributions import likelihoods
+    from vaekit.objectives import importance as imp
+
+    spent = {"decoder": 0.0, "score": 0.0}
+    started: list[float] = []
+    pre = model.decoder.register_forward_pre_hook(lambda *_: started.append(time.perf_counter()))
+    post = model.decoder.register_forward_hook(lambda *_: spent.__setitem__("decoder", spent["decoder"] + time.perf_counter() - started.pop()))
+    score = likelihoods.log_prob_repeated
+
+    def timed_score(*args, **kwargs):
+        begin = time.perf_counter()
+        out = score(*args, **kwargs)
+        spent["score"] += time.perf_counter() - begin
+        return out
+
+    imp.log_prob_repeated = timed_score
+    rows = []
+    try:
+        vaekit.log_likelihood(model, x, k)  # warm-up
+        for _ in range(rounds):
+            spent.update(decoder=0.0, score=0.0)
+            total, _ = timed(lambda: vaekit.log_likelihood(model, x, k))
+            rows.append((total, spent["decoder"], spent["score"]))
+    finally:
+        imp.log_prob_repeated = score
+        pre.remove()
+        post.remove()
+    total, decoder, scoring = (statistics.median(r[i] for r in rows) for i in range(3))
+    return {"total_ms": 1e3 * total, "decoder_ms": 1e3 * decoder, "score_ms": 1e3 * scoring, "other_ms": 1e3 * (total - decoder - scoring),
+            "score_over_decoder": scoring / decoder, "other_over_decoder": (total - decoder - scoring) / decoder,
+            "decoder_over_total": decoder / total}
+
+
 def bf16_error(model, x: torch.Tensor, k: int, seed: int = 0) -> dict[str, float | bool]:
     """mean |Δ log p(x)| per image, bf16 against fp32, on the same codes (same seed, checked)."""
     values, codes = {}, {}
@@ -177,6 +216,7 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time precision='bf16' and measure its error against fp32")
     parser.add_argument("--error-images", type=int, default=200, help="images for the bf16 error")
     parser.add_argument("--blocks", type=int, nargs="+", help="sweep the codes per decoder call and thread (importance.DECODE_BLOCK)")
+    parser.add_argument("--breakdown", action="store_true", help="also split log_likelihood's time into decoder, scoring and the rest")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: the model and the images sit there")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -200,6 +240,8 @@ def main() -> None:
         result.update(measure(model, x, args.samples, args.rounds, args.bf16))
         if args.bf16:
             result["bf16_error"] = bf16_error(model, images(args.data, args.error_images), args.samples)
+        if args.breakdown:
+            result["breakdown"] = breakdown(model, x, args.samples, args.rounds)
     result["load_average"] = {"before": load_before, "after": os.getloadavg()}
     print(json.dumps(result, indent=2))
     if args.json:

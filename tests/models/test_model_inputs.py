@@ -1,5 +1,7 @@
 """The public entry points take what users naturally pass, or say clearly what they need (issue: new-user trial)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,28 @@ def test_labels_as_lists_for_conditional_models():
     assert model.encode(x, [0, 2]).mean.shape == (2, 4)
     with pytest.raises(DataError, match="one label or vector per example"):
         model.encode(x, [0, 1, 2])
+
+
+def test_decode_unchecked_gives_decodes_distribution_and_defers_to_overrides_and_labels(model):
+    """The importance-sampling path decodes drawn codes without re-checking them, to the same p(x|z);
+    a model that overrides ``decode``, or a conditional one, is decoded by its ``decode``."""
+    z = torch.randn(5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model.decode_unchecked(z).base_dist.logits, model.decode(z).base_dist.logits, rtol=0, atol=0)
+    calls = []
+
+    class OwnDecode(type(model)):
+        def decode(self, z, y=None):
+            calls.append(y)
+            return "decoded"
+
+    overriding = copy.deepcopy(model)
+    overriding.__class__ = OwnDecode
+    assert overriding.decode_unchecked(z) == "decoded" and calls == [None]
+    torch.manual_seed(0)
+    conditional = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=4, arch="mlp", hidden_dims=(16,), num_classes=3)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(conditional.decode_unchecked(z, y).base_dist.logits, conditional.decode(z, y).base_dist.logits, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="needs y"):
+        conditional.decode_unchecked(z)

@@ -175,6 +175,15 @@ class LatentVariableModel(nn.Module):
                             f"(batch, {self.latent_dim}) (torch said: {str(e).splitlines()[0]})") from None
         return self.likelihood(params)
 
+    def decode_unchecked(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Distribution:
+        """p(x|z) as :meth:`decode` gives it, without its checks of a user's input: for codes the model drew
+        itself, as importance sampling decodes them tile after tile (``vaekit.log_likelihood``), where the
+        checks cost ~25 µs a call, 1–2 % of the time on the reference MLP VAE. A subclass that overrides
+        :meth:`decode`, and a conditional model, are decoded by :meth:`decode`."""
+        if y is None and not self.conditional and type(self).decode is LatentVariableModel.decode:
+            return self.likelihood(self.run_body(self.decoder, z))
+        return self.decode(z, y)
+
     def prior(self) -> Distribution:
         """p(z)."""
         if self.prior_module is None:

@@ -171,6 +171,7 @@ def _example_major_terms(
     examples, draws = (max(1, block // k), k) if k < block else (1, block)
     lower = contextlib.nullcontext() if decoder_dtype is None else torch.autocast(z.device.type, dtype=decoder_dtype)
     overwrite = not torch.is_grad_enabled()  # each tile's decoded parameters are scored once, in place
+    decode = getattr(model, "decode_unchecked", model.decode)  # the codes come from the model's own q(z|x)
     rows = []
     for first in range(0, b, examples):
         xs, ys = x[first : first + examples], None if y is None else y[first : first + examples]
@@ -179,7 +180,7 @@ def _example_major_terms(
             tile = z[first : first + examples, start : start + draws]
             n = tile.shape[1]
             with lower:
-                px = model.decode(tile.reshape(-1, *z.shape[2:]), None if ys is None else ys.repeat_interleave(n, dim=0))
+                px = decode(tile.reshape(-1, *z.shape[2:]), None if ys is None else ys.repeat_interleave(n, dim=0))
             parts.append(log_prob_repeated(px, xs, n, overwrite))
         rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
     log_px_z = rows[0] if len(rows) == 1 else torch.cat(rows)
