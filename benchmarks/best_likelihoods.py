@@ -162,7 +162,7 @@ def uniform_soup(runs: list[str]) -> vaekit.LatentVariableModel:
     """The first run's model with every floating-point tensor replaced by its mean over the runs' models
     (a uniform "model soup", Wortsman et al. 2022; the runs must share one configuration)."""
     model = vaekit.load(runs[0])
-    states = [vaekit.load(run).state_dict() for run in runs]
+    states = [model.state_dict(), *(vaekit.load(run).state_dict() for run in runs[1:])]
     model.load_state_dict({key: torch.stack([state[key].double() for state in states]).mean(0).to(value.dtype)
                            if value.is_floating_point() else value for key, value in states[0].items()})
     return model
