@@ -152,8 +152,8 @@ def select(spec: str, samples: int) -> None:
     best.pop("values", None)
     path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
     selections = json.loads(path.read_text()) if path.exists() else {}
-    selections[name] = {"samples": samples, "images": len(x), "chosen": best["run"], "recorded": time.strftime("%Y-%m-%d %H:%M"),
-                        "candidates": rows}
+    selections[name] = {**selections.get(name, {}), "samples": samples, "images": len(x), "chosen": best["run"],
+                        "recorded": time.strftime("%Y-%m-%d %H:%M"), "candidates": rows}  # a --soup record stays
     path.write_text(json.dumps(selections, indent=2))
     print(f"{name}: {best['run']} has the highest validation log p(x) ({best['val_log_likelihood']:.3f})")
 
