@@ -62,6 +62,7 @@ PUBLISHED = {  # Norouzi et al. 2020 (Exemplar VAE), dynamically binarised Fashi
 }
 TARGETS = {"vae_gated": -228.70, "vamp_vae": -227.35, "hvae_vamp": -226.72, "best": -225.0}
 PROGRESS = ROOT / "benchmarks" / "results" / "best_likelihoods_progress.json"
+SELECTION = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
 CHECK_IMAGES, CHECK_SAMPLES = 200, 500
 
 
@@ -138,10 +139,8 @@ def select(spec: str, samples: int) -> None:
     x = validation_images()
     rows = []
     for run in runs.split(","):
-        model = vaekit.load(run)
-        torch.manual_seed(0)
         t0 = time.perf_counter()
-        ll = vaekit.log_likelihood(model, x, num_samples=samples)
+        ll = validation_log_likelihood(vaekit.load(run), x, samples)
         rows.append({"run": run, "val_log_likelihood": float(ll.mean()), "standard_error": float(ll.std() / len(ll) ** 0.5),
                      "seconds": time.perf_counter() - t0, "values": ll})
         print(f"{run}: validation log p(x) {rows[-1]['val_log_likelihood']:.3f} (K={samples}, {len(ll)} images)", flush=True)
@@ -150,12 +149,17 @@ def select(spec: str, samples: int) -> None:
         d = r.pop("values") - best["values"] if r is not best else None
         r["minus_best"], r["minus_best_se"] = (0.0, 0.0) if d is None else (float(d.mean()), float(d.std() / len(d) ** 0.5))
     best.pop("values", None)
-    path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
-    selections = json.loads(path.read_text()) if path.exists() else {}
+    selections = json.loads(SELECTION.read_text()) if SELECTION.exists() else {}
     selections[name] = {**selections.get(name, {}), "samples": samples, "images": len(x), "chosen": best["run"],
                         "recorded": time.strftime("%Y-%m-%d %H:%M"), "candidates": rows}  # a --soup record stays
-    path.write_text(json.dumps(selections, indent=2))
+    SELECTION.write_text(json.dumps(selections, indent=2))
     print(f"{name}: {best['run']} has the highest validation log p(x) ({best['val_log_likelihood']:.3f})")
+
+
+def validation_log_likelihood(model: vaekit.LatentVariableModel, x: torch.Tensor, samples: int) -> torch.Tensor:
+    """log p(x) of each validation image, K = ``samples``, seed 0: every candidate sees the same random numbers."""
+    torch.manual_seed(0)
+    return vaekit.log_likelihood(model, x, num_samples=samples)
 
 
 def uniform_soup(runs: list[str]) -> vaekit.LatentVariableModel:
@@ -177,31 +181,24 @@ def soups(spec: str, samples: int) -> None:
     if name not in PUBLISHED or len(runs) < 2:
         raise SystemExit(f"--soup takes NAME=RUN,RUN... (two runs or more) with NAME one of {', '.join(PUBLISHED)}, got {spec!r}")
     x = validation_images()
-
-    def score(model: vaekit.LatentVariableModel) -> torch.Tensor:
-        torch.manual_seed(0)
-        return vaekit.log_likelihood(model, x, num_samples=samples)
-
-    first = score(vaekit.load(runs[0]))
+    first = validation_log_likelihood(vaekit.load(runs[0]), x, samples)
     rows = []
     for n in range(2, len(runs) + 1):
-        d = score(uniform_soup(runs[:n])) - first
+        d = validation_log_likelihood(uniform_soup(runs[:n]), x, samples) - first
         rows.append({"runs": runs[:n], "val_log_likelihood": float((first + d).mean()), "minus_first": float(d.mean()),
                      "minus_first_se": float(d.std() / len(d) ** 0.5)})
         print(f"soup of {n}: validation log p(x) {rows[-1]['val_log_likelihood']:.3f}, {rows[-1]['minus_first']:+.4f} "
               f"± {rows[-1]['minus_first_se']:.4f} against {runs[0]}", flush=True)
-    path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
-    selections = json.loads(path.read_text()) if path.exists() else {}
+    selections = json.loads(SELECTION.read_text()) if SELECTION.exists() else {}
     selections.setdefault(name, {})["soups"] = {"samples": samples, "images": len(x), "first": runs[0],
                                                 "first_val_log_likelihood": float(first.mean()), "recorded": time.strftime("%Y-%m-%d %H:%M"),
                                                 "soups": rows}
-    path.write_text(json.dumps(selections, indent=2))
+    SELECTION.write_text(json.dumps(selections, indent=2))
 
 
 def _selection(name: str, run: str) -> dict:
     """The ``--select`` ranking that chose ``run`` for row ``name``, when one did."""
-    path = ROOT / "benchmarks" / "results" / "best_likelihoods_selection.json"
-    chosen = json.loads(path.read_text()).get(name) if path.exists() else None
+    chosen = json.loads(SELECTION.read_text()).get(name) if SELECTION.exists() else None
     return {"selection": chosen} if chosen and "chosen" in chosen and Path(chosen["chosen"]).resolve() == Path(run).resolve() else {}
 
 
