@@ -6,12 +6,20 @@ process, with the same torch threads, each round times in turn
 
 * ``bare``  — ``model.decoder(z)`` over exactly the decoder calls that ``log_likelihood``
               makes (the same number of codes, in calls of the same sizes, recorded from a
-              run of it), with nothing else: no encoder, sampling, densities or logsumexp;
+              run of it), with nothing else: no encoder, sampling, densities or logsumexp.
+              The strictest reference: it has log_likelihood's own cache-sized tiles;
+* ``bare_batch`` — ``model.decoder(z)`` over the same number of codes in calls of one chunk
+              each (``examples_per_chunk(K) · K`` codes, 16 000 at K = 1000): the decoder run
+              as a user would run it on B·K codes in batches;
 * ``vaekit``— ``vaekit.log_likelihood(model, x, K)`` on the same B images (fp32);
 * ``bf16``  — with ``--bf16``: the same call with ``precision="bf16"``.
 
-Reported: medians over the rounds of images/s and of the per-round ratio vaekit/bare (1 is
-the decoder's own speed), the estimated time for 10 000 test images, the load average, and
+Reported: medians over the rounds of images/s and of the per-round ratios vaekit/bare and
+vaekit/bare_batch (1 is the decoder's own speed), the minor page faults of each run per round
+(glibc returns freed memory to the system and faults it back in, more for some allocation
+patterns than others: a run that faults more is slower for it, which is most of the spread
+between runs; ``MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=67108864`` removes the
+faults), the estimated time for 10 000 test images, the load average, and
 with ``--bf16`` the mean |Δ log p(x)| per image of bf16 against fp32 on the same codes (same
 seed; the recorded decoder inputs are checked to be identical) and its speed ratio bf16/fp32.
 Wall-clock (``time.perf_counter``) ratios are the figure asked for; the ratio of the whole
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -95,12 +104,14 @@ def parallel_op_ms() -> float:
     return 1e3 * statistics.median(times)
 
 
-def timed(run) -> tuple[float, float]:
+def timed(run) -> tuple[float, float, int]:
+    """Wall and process CPU seconds of ``run()``, and the minor page faults it took."""
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall, cpu = time.perf_counter(), time.process_time()
     run()
     if torch.cuda.is_initialized():
         torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str, object]:
@@ -114,14 +125,22 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
     if probe is not x and x.shape[0] % chunk:
         raise SystemExit(f"--images must be a multiple of {chunk} (the examples per chunk at K={k}) beyond {4 * chunk}")
     sizes = [z.shape[0] for z in decoder_calls(model, lambda: vaekit.log_likelihood(model, probe, k))] * (x.shape[0] // probe.shape[0])
-    codes = torch.randn(max(sizes), model.latent_dim, device=model.device)
+    total = x.shape[0] * k
+    batches = [min(chunk * k, total - start) for start in range(0, total, chunk * k)]
+    assert sum(sizes) == total, "log_likelihood decodes each of its B·K codes once"
+    codes = torch.randn(max(max(sizes), max(batches)), model.latent_dim, device=model.device)
 
     @torch.no_grad()
     def bare() -> None:
         for n in sizes:
             model.decoder(codes[:n])
 
-    runs = {"bare": bare, "vaekit": lambda: vaekit.log_likelihood(model, x, k)}
+    @torch.no_grad()
+    def bare_batch() -> None:
+        for n in batches:
+            model.decoder(codes[:n])
+
+    runs = {"bare": bare, "bare_batch": bare_batch, "vaekit": lambda: vaekit.log_likelihood(model, x, k)}
     if bf16:
         runs["bf16"] = lambda: vaekit.log_likelihood(model, x, k, precision="bf16")
     if probe is x:
@@ -129,22 +148,29 @@ def measure(model, x: torch.Tensor, k: int, rounds: int, bf16: bool) -> dict[str
             run()
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
+    faults: dict[str, list[int]] = {name: [] for name in runs}
     for r in range(rounds):
         for name, run in runs.items():
-            w, c = timed(run)
+            w, c, f = timed(run)
             wall[name].append(w)
             cpu[name].append(c)
+            faults[name].append(f)
         print(f"round {r + 1}: " + ", ".join(f"{n} {x.shape[0] / v[-1]:.1f} img/s" for n, v in wall.items()), flush=True)
     med = {name: statistics.median(v) for name, v in wall.items()}
     ratios = [b / v for b, v in zip(wall["bare"], wall["vaekit"])]
+    batch_ratios = [b / v for b, v in zip(wall["bare_batch"], wall["vaekit"])]
     result = {
         "images_per_s": {name: x.shape[0] / t for name, t in med.items()},
         "ratio_vaekit_over_bare": statistics.median(ratios),
         "ratio_vaekit_over_bare_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
         "ratio_vaekit_over_bare_cpu_time": statistics.median(b / v for b, v in zip(cpu["bare"], cpu["vaekit"])),
+        "ratio_vaekit_over_bare_batch": statistics.median(batch_ratios),
+        "ratio_vaekit_over_bare_batch_quartiles": statistics.quantiles(batch_ratios, n=4) if len(batch_ratios) > 1 else batch_ratios,
+        "page_faults_per_round": {name: statistics.median(v) for name, v in faults.items()},
         "seconds_for_10000_images": 10_000 * med["vaekit"] / x.shape[0],
         "decoder_calls": len(sizes),
         "codes_per_decoder_call": max(sizes),
+        "codes_per_batch_call": max(batches),
     }
     if bf16:
         result["ratio_bf16_over_fp32"] = statistics.median(f / b for f, b in zip(wall["vaekit"], wall["bf16"]))
@@ -179,7 +205,7 @@ def breakdown(model, x: torch.Tensor, k: int, rounds: int) -> dict[str, float]:
         vaekit.log_likelihood(model, x, k)  # warm-up
         for _ in range(rounds):
             spent.update(decoder=0.0, score=0.0)
-            total, _ = timed(lambda: vaekit.log_likelihood(model, x, k))
+            total, _, _ = timed(lambda: vaekit.log_likelihood(model, x, k))
             rows.append((total, spent["decoder"], spent["score"]))
     finally:
         imp.log_prob_repeated = score

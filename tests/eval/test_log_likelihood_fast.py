@@ -165,18 +165,20 @@ def test_fused_bernoulli_sum_equals_binary_cross_entropy(scale, shape, event_dim
         with torch.no_grad():
             got = bernoulli_log_prob(logits, x, event_dims)
         size = math.prod(shape[len(shape) - event_dims :])
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=6e-8 * size + 1e-6)  # 1 + e^{−|ℓ|} rounded: ≤ 6·10⁻⁸ nats a value
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=6e-8 * size + 1e-6)  # σ(|ℓ|) rounded: ≤ 6·10⁻⁸ nats a value
 
 
 @pytest.mark.parametrize("scale", [0.1, 3.0, 30.0])
 @pytest.mark.parametrize("event", [(784,), (1, 28, 28), (113,)])
-def test_fused_bernoulli_sum_of_one_example_against_its_codes_in_place(scale, event):
+@pytest.mark.parametrize("examples", [1, 3])
+def test_fused_bernoulli_sum_of_one_example_against_its_codes_in_place(scale, event, examples):
     """x (B, 1, *event) against R codes each (the importance-sampling layout: Σ(1 − 2x)ℓ is a
-    matrix-vector product per example), computed in ℓ's own memory or not: the same values as
-    torch's on x repeated, also when Σ|ℓ| and Σ(1 − 2x)ℓ nearly cancel (scale 30)."""
+    matrix-vector product per example; one example, as in a tile of its K codes, goes through
+    ``mv``), computed in ℓ's own memory or not: the same values as torch's on x repeated, also
+    when Σ|ℓ| and Σ(1 − 2x)ℓ nearly cancel (scale 30)."""
     g = torch.Generator().manual_seed(1)
-    logits = scale * torch.randn(3, 50, *event, generator=g)
-    x = torch.rand(3, 1, *event, generator=g).round()
+    logits = scale * torch.randn(examples, 50, *event, generator=g)
+    x = torch.rand(examples, 1, *event, generator=g).round()
     expected = Bernoulli(logits=logits, validate_args=False).log_prob(x.expand_as(logits)).flatten(2).sum(-1)
     with torch.no_grad():
         kept = bernoulli_log_prob(logits, x, len(event))
@@ -186,7 +188,7 @@ def test_fused_bernoulli_sum_of_one_example_against_its_codes_in_place(scale, ev
     torch.testing.assert_close(kept, expected, rtol=1e-5, atol=6e-8 * size + 1e-6)
     torch.testing.assert_close(in_place, kept, rtol=0, atol=0)
     assert not torch.equal(scratch, logits)  # overwritten, as asked; the default left ℓ alone
-    assert torch.equal(logits, scale * torch.randn(3, 50, *event, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(logits, scale * torch.randn(examples, 50, *event, generator=torch.Generator().manual_seed(1)))
     # never in place on memory that is not the caller's scratch: a parameter, or one value expanded over codes
     weight = torch.nn.Parameter(logits[:, :1].clone())
     with torch.no_grad():
@@ -204,7 +206,7 @@ def test_fused_bernoulli_sum_is_finite_for_saturated_and_uninformative_logits():
     expected = Independent(Bernoulli(logits=logits, validate_args=False), 1).log_prob(x)
     torch.testing.assert_close(got, expected)  # [−90 − log 2, −280 − log 2] up to rounding: no overflow, no −inf
     assert torch.isfinite(got).all()
-    # ℓ = 0 everywhere: each 1 + e^{−|ℓ|} = 2, the largest factor, so each group's product is at its ceiling 2¹¹²
+    # ℓ = 0 everywhere: each σ(|ℓ|) = ½, the smallest factor, so each group's product is at its floor 2⁻¹¹²
     x = torch.rand(3, 784, generator=torch.Generator().manual_seed(0)).round()
     with torch.no_grad():
         torch.testing.assert_close(bernoulli_log_prob(torch.zeros(3, 784), x, 1), torch.full((3,), -784 * math.log(2)))

@@ -124,8 +124,8 @@ def _sum_event(values: torch.Tensor, event_dims: int) -> torch.Tensor:
 
 
 PRODUCT_GROUP = 112
-"""Values of 1 + e^{−|ℓ|} ∈ (1, 2] multiplied together before one log: their product is ≤ 2¹¹², a finite
-float32 (the largest is about 2¹²⁸), and 784 = 7 · 112 pixels of a 28×28 image take 7 logs."""
+"""Values of σ(|ℓ|) ∈ [½, 1) multiplied together before one log: their product is ≥ 2⁻¹¹², a normal
+float32 (the smallest is 2⁻¹²⁶), and 784 = 7 · 112 pixels of a 28×28 image take 7 logs."""
 
 
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, overwrite: bool = False) -> torch.Tensor:
@@ -136,16 +136,16 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, o
     With gradients it is −Σ_j [softplus(ℓ_j) − x_j ℓ_j], whose terms are ≥ 0 for x_j ∈ [0, 1]
     (the sum does not cancel). Without, the per-value logarithm is avoided:
 
-        softplus(ℓ) − x ℓ = ½ (|ℓ| + (1 − 2x) ℓ) + log(1 + e^{−|ℓ|}),
-        Σ_j log(1 + e^{−|ℓ_j|}) = Σ_groups log Π_{j ∈ group} (1 + e^{−|ℓ_j|}),
+        softplus(ℓ) − x ℓ = ½ (|ℓ| + (1 − 2x) ℓ) − log σ(|ℓ|),
+        Σ_j log σ(|ℓ_j|) = Σ_groups log Π_{j ∈ group} σ(|ℓ_j|),
 
-    with groups of :data:`PRODUCT_GROUP` values: one exp per value and one log per group
+    with groups of :data:`PRODUCT_GROUP` values: one sigmoid per value and one log per group
     instead of an exp and a log1p per value (torch's softplus costs about five exps). The
-    first part is Σ|ℓ| plus Σ(1 − 2x)ℓ, the latter one matrix-vector product per example. All
-    in place on |ℓ| (abs, its sum, negate, exp, add 1, grouped product: torch's in-place
-    kernels are about twice as fast as writing a second array, and exp is faster than
-    sigmoid). Rounding each factor to float32 costs at most 6·10⁻⁸ nats per value; the
-    result agrees with torch's to 10⁻⁵ relative (tests/eval/test_log_likelihood_fast.py).
+    first part is two matrix-vector products, Σ_j |ℓ_j| and Σ_j (1 − 2x_j) ℓ_j (one vector
+    per example). The rest in place on |ℓ| (abs, sigmoid, grouped product): five passes over
+    ℓ in all, three of them reads (``benchmarks/loglik_speed.py --breakdown``).
+    Rounding each factor to float32 costs at most 6·10⁻⁸ nats per value; the result agrees
+    with torch's to 10⁻⁵ relative (tests/eval/test_log_likelihood_fast.py).
 
     Arguments:
         logits: ℓ, shape (*batch, *event).
@@ -163,21 +163,28 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, o
     signed = _signed_sum(logits, 1.0 - 2.0 * x)
     in_place = overwrite and logits.is_contiguous() and not logits.requires_grad  # never an expanded view or a parameter
     magnitude = logits.abs_() if in_place else logits.abs()
-    twice_linear = magnitude.sum(-1).add_(signed)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
-    log_one_plus = _sum_log_grouped(magnitude.neg_().exp_().add_(1.0))  # Σ log(1 + e^{−|ℓ|}) = −Σ log σ(|ℓ|)
-    return log_one_plus.add_(twice_linear, alpha=0.5).neg_()
+    twice_linear = _signed_sum(magnitude, None).add_(signed)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
+    log_sigmoid = _sum_log_grouped(magnitude.sigmoid_())  # Σ log σ(|ℓ|) = −Σ log(1 + e^{−|ℓ|})
+    return log_sigmoid.add_(twice_linear, alpha=-0.5)
 
 
-def _signed_sum(logits: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """Σ_j s_j ℓ_j over the last dimension, s broadcast against ℓ: a matrix-vector product per
-    example when s is one row per example (x against its R codes), no (…, M) product array."""
-    if signs.dim() == logits.dim() and signs.shape[-2] == 1 and signs.shape[:-2] == logits.shape[:-2]:
+def _signed_sum(logits: torch.Tensor, signs: torch.Tensor | None) -> torch.Tensor:
+    """Σ_j s_j ℓ_j over the last dimension (s = 1 when ``signs`` is None), s broadcast against ℓ: a
+    matrix-vector product (one per example when s is one row per example, x against its R codes),
+    no (…, M) product array. A single vector goes through ``mv``, faster than a batched product of one."""
+    size = logits.shape[-1]
+    if signs is None or signs.numel() == size:
+        vector = logits.new_ones(size) if signs is None else signs.reshape(size)
+        rows = logits.reshape(-1, size)
+        if rows.stride(-1) == 1:
+            return torch.mv(rows, vector).view(logits.shape[:-1])
+    if signs is not None and signs.dim() == logits.dim() and signs.shape[-2] == 1 and signs.shape[:-2] == logits.shape[:-2]:
         return torch.matmul(logits, signs.transpose(-1, -2)).squeeze(-1)
-    return (logits * signs).sum(-1)
+    return (logits * signs).sum(-1) if signs is not None else logits.sum(-1)
 
 
 def _sum_log_grouped(values: torch.Tensor) -> torch.Tensor:
-    """Σ log v over the last dimension for v ∈ [1, 2]: one log per :data:`PRODUCT_GROUP` values (their product)."""
+    """Σ log v over the last dimension for v ∈ [½, 1]: one log per :data:`PRODUCT_GROUP` values (their product)."""
     size = values.shape[-1]
     whole = size - size % PRODUCT_GROUP
     total = values[..., :whole].unflatten(-1, (whole // PRODUCT_GROUP, PRODUCT_GROUP)).prod(-1).log_().sum(-1)
