@@ -184,10 +184,12 @@ def _signed_sum(logits: torch.Tensor, signs: torch.Tensor | None) -> torch.Tenso
 
 
 def _sum_log_grouped(values: torch.Tensor) -> torch.Tensor:
-    """Σ log v over the last dimension for v ∈ [½, 1]: one log per :data:`PRODUCT_GROUP` values (their product)."""
+    """Σ log v over the last dimension for v ∈ [½, 1]: one log per :data:`PRODUCT_GROUP` values (their product),
+    or per as many as keep the product a normal number of a narrower type (14 in float16)."""
     size = values.shape[-1]
-    whole = size - size % PRODUCT_GROUP
-    total = values[..., :whole].unflatten(-1, (whole // PRODUCT_GROUP, PRODUCT_GROUP)).prod(-1).log_().sum(-1)
+    group = min(PRODUCT_GROUP, int(-math.log2(torch.finfo(values.dtype).tiny)))
+    whole = size - size % group
+    total = values[..., :whole].unflatten(-1, (whole // group, group)).prod(-1).log_().sum(-1)
     if whole < size:
         total += values[..., whole:].prod(-1).log_()
     return total
