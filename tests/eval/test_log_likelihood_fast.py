@@ -227,6 +227,21 @@ def test_fused_bernoulli_sum_in_other_precisions_is_as_close_as_torchs_own(dtype
     assert (got - exact).abs().max() <= (torchs - exact).abs().max() + torch.finfo(dtype).eps * exact.abs().max()
 
 
+@pytest.mark.parametrize("x_shape", [(784,), (1, 784), (3, 784), (2, 1, 784)])
+@pytest.mark.parametrize("logits_dtype", [torch.float32, torch.float64])
+def test_fused_bernoulli_sum_broadcasts_like_torch(x_shape, logits_dtype):
+    """One ℓ against one x, one x with leading ones, several x's, and x of another dtype: torch's
+    shapes and values (the matrix-vector product is taken only where it is the same sum)."""
+    g = torch.Generator().manual_seed(2)
+    logits = (3 * torch.randn(5, 784, generator=g)).to(logits_dtype)[:1].squeeze(0)  # (784,)
+    x = torch.rand(x_shape, generator=g).round()
+    expected = Bernoulli(logits=logits.double(), validate_args=False).log_prob(x.double()).sum(-1)
+    with torch.no_grad():
+        got = bernoulli_log_prob(logits, x, 1)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_isotropic_gaussian_sum_before_scaling_equals_normal_log_prob():
     g = torch.Generator().manual_seed(0)
     loc, x = torch.rand(3, 4, 5, generator=g), torch.rand(3, 1, 5, generator=g)

@@ -163,9 +163,9 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, event_dims: int, o
     signed = _signed_sum(logits, 1.0 - 2.0 * x)
     in_place = overwrite and logits.is_contiguous() and not logits.requires_grad  # never an expanded view or a parameter
     magnitude = logits.abs_() if in_place else logits.abs()
-    twice_linear = _signed_sum(magnitude, None).add_(signed)  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
+    twice_linear = _signed_sum(magnitude, None) + signed  # Σ |ℓ| + (1 − 2x) ℓ = 2 Σ [relu(ℓ) − x ℓ]
     log_sigmoid = _sum_log_grouped(magnitude.sigmoid_())  # Σ log σ(|ℓ|) = −Σ log(1 + e^{−|ℓ|})
-    return log_sigmoid.add_(twice_linear, alpha=-0.5)
+    return log_sigmoid - 0.5 * twice_linear  # shapes broadcast: x may have more batch dimensions than ℓ
 
 
 def _signed_sum(logits: torch.Tensor, signs: torch.Tensor | None) -> torch.Tensor:
@@ -173,12 +173,13 @@ def _signed_sum(logits: torch.Tensor, signs: torch.Tensor | None) -> torch.Tenso
     matrix-vector product (one per example when s is one row per example, x against its R codes),
     no (…, M) product array. A single vector goes through ``mv``, faster than a batched product of one."""
     size = logits.shape[-1]
-    if signs is None or signs.numel() == size:
+    if signs is None or (signs.numel() == size and signs.dim() <= logits.dim() and signs.dtype == logits.dtype):
         vector = logits.new_ones(size) if signs is None else signs.reshape(size)
         rows = logits.reshape(-1, size)
         if rows.stride(-1) == 1:
             return torch.mv(rows, vector).view(logits.shape[:-1])
-    if signs is not None and signs.dim() == logits.dim() and signs.shape[-2] == 1 and signs.shape[:-2] == logits.shape[:-2]:
+    if (signs is not None and signs.dim() == logits.dim() >= 2 and signs.shape[-2] == 1 and signs.shape[:-2] == logits.shape[:-2]
+            and signs.dtype == logits.dtype):
         return torch.matmul(logits, signs.transpose(-1, -2)).squeeze(-1)
     return (logits * signs).sum(-1) if signs is not None else logits.sum(-1)
 
