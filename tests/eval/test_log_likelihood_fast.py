@@ -251,6 +251,11 @@ def test_isotropic_gaussian_sum_before_scaling_equals_normal_log_prob():
         torch.testing.assert_close(normal_log_prob(loc, scale, x, 1), expected, rtol=1e-5, atol=1e-4)
     per_pixel = torch.rand(3, 4, 5, generator=g) + 0.1
     torch.testing.assert_close(normal_log_prob(loc, per_pixel, x, 1), Normal(loc, per_pixel).log_prob(x).sum(-1))
+    # x with more batch dimensions than μ, and two event dimensions: M counts the values of one example
+    for loc, x, event_dims in ((loc[0, 0], torch.rand(6, 5, generator=g), 1), (loc[0], torch.rand(2, 3, 4, 5, generator=g), 2)):
+        scale = torch.tensor(0.3).expand(loc.shape)
+        expected = Normal(loc, scale).log_prob(x).flatten(-event_dims).sum(-1)
+        torch.testing.assert_close(normal_log_prob(loc, scale, x, event_dims), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_diagonal_draws_take_log_q_from_eps_with_the_same_value_and_gradient():

@@ -210,7 +210,7 @@ def normal_log_prob(loc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, eve
     if scale.dim() and all(s == 0 for s in scale.stride()):  # one σ, expanded
         sigma = scale[(0,) * scale.dim()]
         squares = _sum_event((loc - x).square_(), event_dims)
-        count = math.prod(torch.broadcast_shapes(loc.shape, x.shape)[loc.dim() - event_dims :])
+        count = math.prod(torch.broadcast_shapes(loc.shape, x.shape)[-event_dims:]) if event_dims else 1  # values summed per example
         return -squares / (2 * sigma.square()) - count * (sigma.log() + 0.5 * math.log(2 * math.pi))
     return _sum_event(Normal(loc, scale, validate_args=False).log_prob(x), event_dims)
 
