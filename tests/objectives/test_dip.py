@@ -57,6 +57,18 @@ def test_penalty_against_loops_and_zero_at_identity():
     assert [float(v) for v in dip_penalty(torch.eye(3))] == [0.0, 0.0]
 
 
+def test_off_diagonal_part_is_accurate_near_the_identity_in_float32():
+    """C ≈ I with off-diagonal entries ~10⁻⁴ (a converged DIP-VAE): Σ_{i≠j} C_ij² in float32 against float64 loops."""
+    g = torch.Generator().manual_seed(0)
+    a = 1e-4 * torch.randn(10, 10, generator=g)
+    c = torch.eye(10) + (a + a.T) / 2
+    c64 = c.double().numpy()
+    off = sum(c64[i, j] ** 2 for i in range(10) for j in range(10) if i != j)
+    got_off, got_diag = dip_penalty(c)
+    assert float(got_off) == pytest.approx(off, rel=1e-5)  # Σ C² − Σ C_ii² gave 0 or −9.5·10⁻⁷ here
+    assert float(got_diag) == pytest.approx(sum((c64[i, i] - 1) ** 2 for i in range(10)), rel=1e-5, abs=1e-20)
+
+
 def test_dip_penalty_regulariser_applies_its_lambdas():
     q = diagonal(16, 3, seed=2)
     z = q.sample()

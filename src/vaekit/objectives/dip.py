@@ -71,7 +71,7 @@ def dip_covariance(q: Distribution, dip_type: str = "i", z: torch.Tensor | None 
 def dip_penalty(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""(Σ_{i≠j} C_ij², Σ_i (C_ii − 1)²): the off-diagonal and diagonal parts of the DIP penalty."""
     diagonal = covariance.diagonal()
-    off_diagonal = covariance.pow(2).sum() - diagonal.pow(2).sum()
+    off_diagonal = (covariance - torch.diag_embed(diagonal)).pow(2).sum()  # not Σ C² − Σ C_ii²: it cancels, even below 0
     return off_diagonal, (diagonal - 1).pow(2).sum()
 
 
