@@ -150,3 +150,35 @@ def test_heads_give_codes_of_the_right_layout():
         CategoricalPosterior(8, N, 1)
     with pytest.raises(ValueError):
         GumbelSoftmaxCategorical(torch.zeros(2, 3), temperature=-1.0)
+
+
+def test_classes_with_logits_of_minus_infinity_give_torch_values_and_finite_gradients():
+    """Masked classes (logit −∞, π = 0): log_prob of exact codes, the entropy and the KL (also
+    where both q and p exclude a class) against torch's Categorical; their gradients against
+    torch's with the masks at −10⁴ instead (π = 0 all the same: torch's own KL has NaN
+    gradients at −∞); log_prob of a relaxed draw is finite with finite gradients."""
+    q_mask = torch.tensor([[0, 1, 0, 0, 0], [0, 0, 0, 1, 1], [0] * K], dtype=torch.bool)
+    p_mask = torch.tensor([[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0] * K], dtype=torch.bool)  # within q's: a finite KL
+    q_raw, p_raw = torch.randn(B, N, K, generator=torch.Generator().manual_seed(1)), torch.randn(N, K, generator=torch.Generator().manual_seed(2))
+    q_logits, p_logits = q_raw.masked_fill(q_mask, -math.inf).requires_grad_(), p_raw.masked_fill(p_mask, -math.inf).requires_grad_()
+    q_far, p_far = q_raw.masked_fill(q_mask, -1e4).requires_grad_(), p_raw.masked_fill(p_mask, -1e4).requires_grad_()
+    q, p = GumbelSoftmaxCategorical(q_logits, 0.5), GumbelSoftmaxCategorical(p_logits)
+    index = Categorical(logits=q_logits).sample((4,))
+
+    def torch_terms(ql, pl):
+        tq, tp = Categorical(logits=ql), Categorical(logits=pl)
+        return [tq.log_prob(index).sum(-1), tq.entropy().sum(-1), kl_divergence(tq, tp).sum(-1)]
+
+    ours = [q.log_prob(F.one_hot(index, K).float().flatten(-2)), q.entropy(), kl_divergence(q, p)]
+    for a, b, c in zip(ours, torch_terms(q_logits, p_logits), torch_terms(q_far, p_far)):
+        torch.testing.assert_close(a, b)
+        assert torch.isfinite(a).all()
+        g_ours = torch.autograd.grad(a.sum(), (q_logits, p_logits), retain_graph=True, allow_unused=True, materialize_grads=True)
+        g_torch = torch.autograd.grad(c.sum(), (q_far, p_far), retain_graph=True, allow_unused=True, materialize_grads=True)
+        for x, y in zip(g_ours, g_torch):
+            torch.testing.assert_close(x, y)
+    impossible = F.one_hot(torch.ones(B, N, dtype=torch.long), K).float().flatten(-2)  # class 1 of variable 0 is masked
+    assert bool((q.log_prob(impossible) == -math.inf).all())
+    log_q = q.log_prob(q.rsample())
+    (grad,) = torch.autograd.grad(log_q.sum(), q_logits)
+    assert torch.isfinite(log_q).all() and torch.isfinite(grad).all()

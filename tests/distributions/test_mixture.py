@@ -251,3 +251,17 @@ def test_floored_logsumexp_is_torch_logsumexp_with_gradients():
     # along another dimension, in float32
     v32 = values.detach().float().T
     torch.testing.assert_close(floored_logsumexp(v32, 0), torch.logsumexp(v32, 0))
+
+
+def test_log_prob_of_float32_codes_under_a_float64_mixture_is_float64_as_torch_returns():
+    """Mixed dtypes: float64 weights, means and scales (narrow components) with float32 z give
+    torch's MixtureSameFamily's float64 value, not one rounded to float32; float32 throughout stays float32."""
+    torch.manual_seed(4)
+    logits, loc = torch.randn(6, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    scale = torch.rand(6, 3, dtype=torch.float64) * 0.05 + 0.01
+    z = (loc[torch.randint(6, (4, 5))] + 0.03 * torch.randn(4, 5, 3, dtype=torch.float64)).float()
+    exact = MixtureSameFamily(Categorical(logits=logits), Independent(Normal(loc, scale), 1)).log_prob(z)
+    ours = GaussianMixture(logits, loc, scale).log_prob(z)
+    assert ours.dtype == exact.dtype == torch.float64
+    torch.testing.assert_close(ours, exact, rtol=1e-12, atol=1e-10)
+    assert GaussianMixture(logits.float(), loc.float(), scale.float()).log_prob(z).dtype == torch.float32

@@ -51,6 +51,11 @@ def straight_through(relaxed: torch.Tensor) -> torch.Tensor:
     return hard - relaxed.detach() + relaxed
 
 
+def _finite_or_zero(logits: torch.Tensor) -> torch.Tensor:
+    """log π with −∞ (π = 0) replaced by 0, so that π log π = 0 there and its gradient is not NaN."""
+    return torch.where(logits == -math.inf, torch.zeros_like(logits), logits)
+
+
 class GumbelSoftmaxCategorical(Distribution):
     r"""N independent categorical variables with K classes, as flattened one-hot codes (event (N·K,)).
 
@@ -67,7 +72,8 @@ class GumbelSoftmaxCategorical(Distribution):
     With ``straight_through`` the relaxed draw is replaced by its one-hot argmax in the
     forward pass while the gradient is the relaxed one. ``log_prob`` is the categorical
     log-probability above; given a relaxed (non one-hot) y it returns Σ z_nk log π_nk,
-    which is *not* the Concrete density of y.
+    which is *not* the Concrete density of y. Logits of −∞ (classes that cannot occur) are
+    allowed: their terms z_nk log π_nk with z_nk = 0 and π_nk log π_nk count as 0, as in torch.
 
     Arguments:
         logits: unnormalised log-probabilities ℓ, shape (*batch_shape, N, K).
@@ -141,10 +147,11 @@ class GumbelSoftmaxCategorical(Distribution):
         return relaxed.flatten(-2)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return (self.rows(value) * self.logits).sum((-2, -1))
+        rows = self.rows(value)  # 0 · log π = 0 also where log π = −∞
+        return (rows * torch.where(rows == 0, torch.zeros_like(self.logits), self.logits)).sum((-2, -1))
 
     def entropy(self) -> torch.Tensor:
-        return -(self.probs * self.logits).sum((-2, -1))
+        return -(self.probs * _finite_or_zero(self.logits)).sum((-2, -1))
 
 
 @register_kl(GumbelSoftmaxCategorical, GumbelSoftmaxCategorical)
@@ -157,7 +164,8 @@ def kl_categorical_codes(q: GumbelSoftmaxCategorical, p: GumbelSoftmaxCategorica
     """
     if (q.num_variables, q.categories) != (p.num_variables, p.categories):
         raise NotImplementedError(f"codes of {q.num_variables}×{q.categories} and {p.num_variables}×{p.categories} categories")
-    return (q.probs * (q.logits - p.logits)).sum((-2, -1))
+    log_ratio = torch.where(q.logits == -math.inf, torch.zeros_like(q.logits), q.logits - p.logits)  # π_nk = 0: the term is 0
+    return (q.probs * log_ratio).sum((-2, -1))
 
 
 class CategoricalPosterior(nn.Module):

@@ -125,7 +125,15 @@ def diagonal_mixture_log_prob(value: torch.Tensor, logits: torch.Tensor, loc: to
     (λ up to e⁶ with the recipe's log-variance clamp, more without it), so log w_k − ½ Q_k(z) −
     Σ_d log σ_kd is formed in float64 (one product of [z∘z, z] with [−½λ_k, λ_k∘μ_k] and a row,
     no further pass over the (N, K) array in float64), capped where Q_k < 0 (it is a sum of
-    squares), and its log-sum-exp taken in ``value``'s dtype.
+    squares), and its log-sum-exp taken in the dtype torch's mixture would return (that of
+    ``value`` and the parameters promoted together: float32 for float32 throughout).
+
+    The expansion's rounding error is a few float64 ulps of Σ_d λ_kd (z_d² + μ_kd²): measured
+    against torch's mixture in float64 (K = 50, D = 40, means of size 3, float32 parameters), at
+    most 10⁻⁴ nats for σ ≥ e⁻¹⁰ ≈ 5·10⁻⁵, 0.02 nats at σ = e⁻¹²·⁵ and 2 nats at σ = e⁻¹⁵, the
+    narrowest the default log-variance clamp allows. Components that narrow are a collapsed
+    model (trained posteriors have σ ≳ 10⁻³); recomputing such terms directly would need a
+    data-dependent branch, a host synchronisation every call on a GPU, so it is not done.
 
     Arguments:
         value: z, shape (*sample, D).
@@ -136,6 +144,7 @@ def diagonal_mixture_log_prob(value: torch.Tensor, logits: torch.Tensor, loc: to
         log p(z), shape (*sample,).
     """
     dim = loc.shape[-1]
+    dtype = torch.promote_types(torch.promote_types(value.dtype, logits.dtype), torch.promote_types(loc.dtype, scale.dtype))
     z = value.reshape(-1, dim).to(torch.float64)
     loc, scale = loc.to(torch.float64), scale.to(torch.float64)
     precision = scale.pow(-2)  # λ, (K, D)
@@ -144,8 +153,8 @@ def diagonal_mixture_log_prob(value: torch.Tensor, logits: torch.Tensor, loc: to
     # log w_k − Σ log σ_k − ½ Q_k(z) as one (N, 2D) × (2D, K) product plus a row: one pass over the (N, K) result
     log_joint = torch.addmm(log_weights - 0.5 * (weighted_loc * loc).sum(-1), torch.cat([z * z, z], dim=-1),
                             torch.cat([-0.5 * precision, weighted_loc], dim=-1).T)
-    # Q_k ≥ 0, so the term is at most log w_k − Σ log σ_k; the log-sum-exp of values formed in float64 is taken in value's dtype
-    log_joint = torch.minimum(log_joint, log_weights).to(value.dtype)
+    # Q_k ≥ 0, so the term is at most log w_k − Σ log σ_k; the log-sum-exp of values formed in float64 is taken in the result's dtype
+    log_joint = torch.minimum(log_joint, log_weights).to(dtype)
     log_prob = floored_logsumexp(log_joint, -1) - 0.5 * dim * math.log(2 * math.pi)
     return log_prob.reshape(value.shape[:-1])
 
