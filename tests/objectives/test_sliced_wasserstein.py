@@ -167,6 +167,8 @@ def test_bad_arguments_are_refused():
         sliced_wasserstein(a, a, p=0.5)
     with pytest.raises(ValueError, match="projections"):
         sliced_wasserstein(a, a, projections=torch.randn(3, 5))
+    with pytest.raises(ValueError, match=r"nonzero finite directions; rows \[1\]"):  # was a silent NaN
+        sliced_wasserstein(a, a, projections=torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
 
 
 def posterior_sample(z: torch.Tensor) -> PosteriorSample:

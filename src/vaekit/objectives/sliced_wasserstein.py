@@ -143,7 +143,10 @@ def sliced_wasserstein(
     else:
         if projections.dim() != 2 or projections.shape[1] != a.shape[1]:
             raise ValueError(f"projections must have shape (L, {a.shape[1]}), got {tuple(projections.shape)}")
-        theta = projections.to(a) / projections.to(a).norm(dim=1, keepdim=True)
+        norms = projections.to(a).norm(dim=1, keepdim=True)
+        if not bool(torch.all(norms > 0)):  # a direction of length 0 (or NaN) has no normalisation: every distance would be NaN
+            raise ValueError(f"projections must be nonzero finite directions; rows {torch.nonzero(~(norms[:, 0] > 0)).flatten().tolist()} are not")
+        theta = projections.to(a) / norms
     return wasserstein_1d((a @ theta.T).T, (b @ theta.T).T, p).mean()
 
 
