@@ -182,3 +182,16 @@ def test_images_too_small_for_the_window_or_scales_are_refused():
         ssim(torch.rand(2, 28, 28), torch.rand(2, 28, 28))
     with pytest.raises(DataError, match="same shape"):
         ssim(x, torch.rand(2, 1, 28, 27))
+
+
+def test_integer_images_give_the_values_of_their_float_copies():
+    """uint8 and int64 images against the same pixels as float64: x² must not wrap around in uint8 (0.13 too high)
+    and the 2×2 means of MS-SSIM must not be integer divisions (or refused for uint8)."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (2, 1, 28, 28))
+    y = (0.7 * x + 0.3 * torch.randint(0, 256, x.shape)).round()
+    options = dict(window=7, sigma=1.0, data_range=255.0)
+    for dtype in (torch.uint8, torch.int64):
+        xi, yi = x.to(dtype), y.to(dtype)
+        torch.testing.assert_close(ssim(xi, yi, **options), ssim(xi.double(), yi.double(), **options).float())
+        torch.testing.assert_close(ms_ssim(xi, yi, **options, scales=3), ms_ssim(xi.double(), yi.double(), **options, scales=3).float())

@@ -45,7 +45,7 @@ class TemperatureSchedule:
         arXiv:1611.01144.
 
     Example:
-        >>> TemperatureSchedule(1.0, 0.5, 1e-3)(1000)  # exp(−1)
+        >>> TemperatureSchedule(1.0, 0.1, 1e-3)(1000)  # exp(−1), above τ_min
         0.36787944117144233
     """
 

@@ -79,12 +79,18 @@ def _check_images(x: torch.Tensor, y: torch.Tensor) -> None:
         raise DataError(f"SSIM needs a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
 
 
+def _as_float(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer images (e.g. uint8 in [0, 255]) as float32 before any product or pooling (x², 2×2 means)."""
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return x.to(dtype), y.to(dtype)
+
+
 def _ssim_maps(
     x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, c1: float, c2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The SSIM map l·cs and the contrast-structure map cs at every position where the window fits (valid)."""
     b, c = x.shape[:2]
-    stacked = torch.cat([x, y, x * x, y * y, x * y]).to(g.dtype)
+    stacked = torch.cat([x, y, x * x, y * y, x * y])
     kernel_h = g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
     kernel_w = g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
     means = F.conv2d(F.conv2d(stacked, kernel_h, groups=c), kernel_w, groups=c)  # separable Gaussian, no padding
@@ -118,7 +124,8 @@ def ssim(
     border of (window − 1)/2) when window = 2⌊3.5σ + ½⌋ + 1, e.g. 11 for σ = 1.5, 7 for σ = 0.8.
 
     Arguments:
-        x, y: images (B, C, H, W) with H, W ≥ ``window``.
+        x, y: images (B, C, H, W) with H, W ≥ ``window``; integer ones (uint8 in [0, 255]) are
+            taken as float32, y in x's precision.
         window: odd side of the Gaussian window (≥ 3).
         sigma: σ of the window, in pixels.
         data_range: L, the dynamic range of the pixel values (1 for [0, 1]).
@@ -138,7 +145,8 @@ def ssim(
     if min(x.shape[-2:]) < window:
         raise ConfigError(f"window={window} does not fit {x.shape[-2]}×{x.shape[-1]} images: "
                           f"window must be an odd number from 3 to {min(x.shape[-2:])} for them (or give larger images)")
-    g = _gaussian_1d(int(window), sigma, x.dtype if x.is_floating_point() else torch.float32, x.device)
+    x, y = _as_float(x, y)
+    g = _gaussian_1d(int(window), sigma, x.dtype, x.device)
     ssim_map, _ = _ssim_maps(x, y, g, (k1 * data_range) ** 2, (k2 * data_range) ** 2)
     return ssim_map.flatten(1).mean(1)
 
@@ -182,7 +190,7 @@ def ms_ssim(
     parts separately).
 
     Arguments:
-        x, y: images (B, C, H, W); the coarsest scale must still hold the window:
+        x, y: images (B, C, H, W), integer ones as in :func:`ssim`; the coarsest scale must still hold the window:
             ⌊min(H, W) / 2^{M−1}⌋ ≥ window (28×28 allows M = 3 with a 7-pixel window).
         window, sigma, data_range, k1, k2: as in :func:`ssim`.
         scales: M, from 1 to 5 (M = 1 is SSIM).
@@ -207,7 +215,8 @@ def ms_ssim(
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
     check_scales(len(betas), x.shape[-2], x.shape[-1], window)
-    g = _gaussian_1d(int(window), sigma, x.dtype if x.is_floating_point() else torch.float32, x.device)
+    x, y = _as_float(x, y)
+    g = _gaussian_1d(int(window), sigma, x.dtype, x.device)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     factors = []
     for j in range(len(betas)):
