@@ -28,6 +28,7 @@ class PriorSampler(Sampler):
             ``fit(model)`` later).
 
     Example:
+        >>> import vaekit
         >>> model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
         >>> PriorSampler(model).sample(3, seed=0).shape
         torch.Size([3, 4])

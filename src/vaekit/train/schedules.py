@@ -65,8 +65,8 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str 
     """The factor of the base learning rate at optimisation step ``step`` (0-based) of ``total_steps``.
 
     Example:
-        >>> [round(lr_factor(t, 10, 2), 3) for t in (0, 1, 2, 6, 9)]
-        [0.5, 1.0, 1.0, 0.345, 0.024]
+        >>> [round(lr_factor(t, 10, 2), 3) for t in (0, 1, 2, 6, 9)]  # 2 warm-up steps, then a cosine over the other 8
+        [0.5, 1.0, 1.0, 0.5, 0.038]
     """
     schedule = check_schedule(schedule)
     if schedule in ("constant", "plateau"):  # plateau: the factor changes per epoch (plateau_scheduler), not per step
