@@ -109,3 +109,54 @@ def test_bad_arguments_are_named():
     conditional = vaekit.create("conditional_vae", input_shape=(6,), latent_dim=2, hidden_dims=(5,), num_classes=3)
     with pytest.raises(ConfigError, match="conditional"):
         AnomalyDetector(conditional).fit(x)
+
+
+def test_the_detector_clones_and_sets_params_as_a_scikit_learn_estimator():
+    """get_params / set_params / sklearn.base.clone against the constructor's arguments (score is a method too)."""
+    from sklearn.base import clone
+
+    model = projector(orthonormal(6, 2))
+    detector = AnomalyDetector(model, score="elbo", quantile=0.9, num_samples=3, seed=4)
+    params = detector.get_params()
+    assert params == {"model": model, "score": "elbo", "quantile": 0.9, "false_positive_rate": None, "num_samples": 3, "batch_size": 500, "seed": 4}
+    copy = clone(detector)
+    assert copy.get_params(deep=False).keys() == params.keys() and copy.score_kind == "elbo" and copy.quantile == 0.9
+    assert not hasattr(copy, "threshold_")
+    detector.set_params(score="reconstruction", quantile=0.8)
+    x = torch.randn(20, 6)
+    detector.fit(x)  # score is still the method
+    assert detector.score_kind == "reconstruction" and detector.threshold_ == pytest.approx(np.quantile(detector.score(x), 0.8))
+    with pytest.raises(ConfigError, match="no parameter 'scor'.*quantile"):
+        detector.set_params(scor="elbo")
+
+
+def test_detection_metrics_take_tensors_and_lists_and_agree_with_scikit_learn():
+    """AUROC from tensors and lists against sklearn.metrics.roc_auc_score on numpy arrays."""
+    labels, scores = [0, 1, 0, 1, 1], [0.1, 0.7, 0.4, 0.3, 0.9]
+    expected = roc_auc_score(np.array(labels), np.array(scores))
+    assert detection_metrics(labels, scores, 0.5)["auroc"] == pytest.approx(expected)
+    result = detection_metrics(torch.tensor(labels), torch.tensor(scores), 0.5)
+    assert result["auroc"] == pytest.approx(expected) and result["confusion"]["true_positives"] == 2
+    with pytest.raises(DataError, match="one of each per example"):
+        detection_metrics(labels, scores[:4], 0.5)
+
+
+def test_labels_other_than_0_and_1_are_refused_not_truncated():
+    """0.5 used to be cast to 0 (normal) silently and 'normal' failed inside int(): both are named DataErrors now."""
+    scores = np.array([0.1, 0.2, 0.9, 0.8])
+    with pytest.raises(DataError, match="0 \\(normal\\) or 1 \\(anomalous\\)"):
+        detection_metrics([0, 0.5, 1, 1], scores, 0.5)
+    with pytest.raises(DataError, match="0 \\(normal\\) or 1 \\(anomalous\\)"):
+        detection_metrics(["normal", "normal", "anomalous", "anomalous"], scores, 0.5)
+    assert detection_metrics([False, False, True, True], scores, 0.5)["auroc"] == 1.0
+
+
+def test_anomaly_scores_take_numpy_arrays_and_name_bad_settings():
+    """Scores of a numpy array equal those of the tensor; batch_size 0 and a string quantile are ConfigErrors."""
+    model = projector(orthonormal(6, 2))
+    x = torch.randn(12, 6)
+    np.testing.assert_array_equal(anomaly_scores(model, x.numpy()), anomaly_scores(model, x))
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        anomaly_scores(model, x, batch_size=0)
+    with pytest.raises(ConfigError, match="quantile must be a number"):
+        AnomalyDetector(model, quantile="0.9").fit(x)

@@ -65,3 +65,18 @@ def test_bad_input_is_named():
     conditional = vaekit.create("conditional_vae", input_shape=(6,), latent_dim=2, hidden_dims=(5,), num_classes=3)
     with pytest.raises(ConfigError, match="conditional"):
         LatentClassifier(conditional).fit(x, y)
+
+
+def test_the_classifier_clones_and_cross_validates_as_a_scikit_learn_estimator():
+    """clone keeps the arguments; cross_val_score's fold accuracies equal fits on the folds by hand."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_val_score
+
+    model = projector(orthonormal(6, 2))
+    x, y = _blobs(30)
+    clf = LatentClassifier(model, k=3, weights="distance")
+    assert {k: v for k, v in clone(clf).get_params().items() if k != "model"} == {"k": 3, "weights": "distance", "batch_size": 500}
+    folds = KFold(3)
+    by_hand = [LatentClassifier(model, k=3, weights="distance").fit(x[tr], y[tr]).score(x[te], y[te]) for tr, te in folds.split(x)]
+    np.testing.assert_allclose(cross_val_score(clf, x.numpy(), y.numpy(), cv=folds), by_hand)
+    assert clf.set_params(k=1) is clf and clf.k == 1

@@ -72,3 +72,31 @@ def test_normalisation_of_survey_section_1_5():
     np.testing.assert_allclose(xn.T @ xn, np.cov(x.numpy().T, bias=True))  # X̂ᵀX̂ is the covariance
     test_n, _, _ = normalize_for_pca(x[:1], mean, m)
     np.testing.assert_allclose(test_n, xn[:1])
+
+
+def test_the_quantizer_takes_numpy_codes_and_refuses_use_before_fit():
+    """Levels of numpy codes equal those of the same codes as a tensor; quantize before fit is a ConfigError."""
+    codes = np.random.default_rng(0).normal(size=(50, 3))
+    from_tensor = UniformQuantizer(4).fit(torch.from_numpy(codes))
+    from_numpy = UniformQuantizer(4).fit(codes)
+    levels = from_numpy.quantize(codes)
+    torch.testing.assert_close(levels, from_tensor.quantize(torch.from_numpy(codes)))
+    torch.testing.assert_close(from_numpy.dequantize(levels.numpy()), from_tensor.dequantize(levels))
+    with pytest.raises(ConfigError, match="not fitted"):
+        UniformQuantizer(4).quantize(torch.zeros(2, 3))
+    with pytest.raises(ConfigError, match="not fitted"):
+        UniformQuantizer(4).dequantize(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_the_compressor_clones_as_a_scikit_learn_estimator_and_empty_dims_are_named():
+    """clone / set_params against the constructor's arguments; pca_reconstruction_errors with no dims is a ConfigError."""
+    from sklearn.base import clone
+
+    model = projector(orthonormal(6, 2))
+    compressor = Compressor(model, bits=6, batch_size=7)
+    assert {k: v for k, v in clone(compressor).get_params().items() if k != "model"} == {"bits": 6, "batch_size": 7}
+    assert clone(UniformQuantizer(3)).bits == 3
+    x = torch.randn(20, 6)
+    assert compressor.set_params(bits=4).fit(x).bits_per_code_ == 8
+    with pytest.raises(ConfigError, match="dims is empty"):
+        pca_reconstruction_errors(x, x, [])

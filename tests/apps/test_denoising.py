@@ -54,3 +54,15 @@ def test_bad_settings_are_named():
     with pytest.raises(ConfigError, match="not fitted"):
         Denoiser(model).corrupt(x)
     assert np.isfinite(Denoiser(model).fit(x).evaluate(x)["psnr_noisy"])
+
+
+def test_the_denoiser_clones_as_a_scikit_learn_estimator():
+    """clone keeps the constructor's arguments and none of the fitted attributes; set_params returns self."""
+    from sklearn.base import clone
+
+    model = projector(orthonormal(4, 2))
+    denoiser = Denoiser(model, noise="mask", noise_level=0.2, seed=3).fit(torch.rand(5, 4))
+    copy = clone(denoiser)
+    assert {k: v for k, v in copy.get_params().items() if k != "model"} == {"noise": "mask", "noise_level": 0.2, "seed": 3, "batch_size": 500}
+    assert not hasattr(copy, "data_range_")
+    assert denoiser.set_params(noise_level=0.4) is denoiser and denoiser.noise_level == 0.4

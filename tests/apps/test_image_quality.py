@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaekit.apps import psnr, ssim
-from vaekit.errors import DataError
+from vaekit.errors import ConfigError, DataError
 
 
 def test_psnr_is_its_formula():
@@ -69,3 +69,12 @@ def test_bad_shapes_are_data_errors():
         ssim(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 7))
     with pytest.raises(DataError, match="images"):
         ssim(torch.rand(2, 64), torch.rand(2, 64))
+
+
+def test_ssim_names_images_and_windows_too_small_for_a_window():
+    """A 1×9 image or window_size 2 used to fail with 'window … got 1', a size the caller never gave."""
+    with pytest.raises(DataError, match="at least 3×3 pixels.*1×9"):
+        ssim(torch.rand(2, 1, 1, 9), torch.rand(2, 1, 1, 9))
+    with pytest.raises(ConfigError, match="window_size must be at least 3.*got 2"):
+        ssim(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), window_size=2)
+    assert ssim(torch.rand(2, 1, 3, 9), torch.rand(2, 1, 3, 9)).shape == (2,)  # the smallest legal image

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from vaekit.data import Dataset, as_dataset, check_data
 from vaekit.errors import ConfigError, DataError
 
-__all__ = ["as_examples", "as_labels", "batched", "check_model", "check_positive_int", "flat_array"]
+__all__ = ["Estimator", "as_examples", "as_labels", "batched", "check_model", "check_positive_int", "flat_array"]
+
+
+class Estimator(BaseEstimator):
+    """scikit-learn's ``get_params`` / ``set_params`` for the applications, so ``sklearn.base.clone`` works.
+
+    The parameters are the constructor's arguments, stored unchanged under their own names
+    (or under ``_attributes[name]`` where a method has the name, as ``AnomalyDetector.score``).
+    """
+
+    _attributes: ClassVar[dict[str, str]] = {}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments, by name (``deep`` is accepted for scikit-learn; nothing is nested)."""
+        return {name: getattr(self, self._attributes.get(name, name)) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> "Estimator":
+        """Set constructor arguments by name; returns ``self`` (refit to apply them)."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ConfigError(f"{type(self).__name__} has no parameter {name!r}; its parameters are {', '.join(valid)}")
+            setattr(self, self._attributes.get(name, name), value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "model")
+        return f"{type(self).__name__}({params})"
 
 
 def check_model(model: Any, owner: str) -> None:

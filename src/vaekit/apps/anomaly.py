@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 
-from vaekit.apps._inputs import as_examples, as_labels, batched, check_model, check_positive_int
+from vaekit.apps._inputs import Estimator, as_examples, as_labels, batched, check_model, check_positive_int
 from vaekit.errors import ConfigError, DataError
 from vaekit.eval.likelihood import has_likelihood
 
@@ -20,7 +21,7 @@ DEFAULT_SAMPLES = {"reconstruction": 1, "elbo": 10, "log_likelihood": 100}
 
 
 def anomaly_scores(
-    model: Any, X: torch.Tensor, score: str = "reconstruction", num_samples: int | None = None,
+    model: Any, X: Any, score: str = "reconstruction", num_samples: int | None = None,
     batch_size: int = 500, seed: int = 0,
 ) -> np.ndarray:
     r"""Per-example anomaly scores (higher = more anomalous), shape (N,).
@@ -32,10 +33,13 @@ def anomaly_scores(
     * ``"log_likelihood"``: −log p(x), importance-sampled with K = ``num_samples``
       (:func:`vaekit.log_likelihood`; nats); models with a prior.
 
+    ``X``: a tensor, numpy array or vaekit Dataset of shape (N, *model.input_shape).
     Draws are seeded with ``seed`` (the global RNG state is restored afterwards).
     """
     if score not in SCORES:
         raise ConfigError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    X = as_examples(X, model)
     k = DEFAULT_SAMPLES[score] if num_samples is None else check_positive_int(num_samples, "num_samples")
     if score != "reconstruction" and not has_likelihood(model):
         raise ConfigError(
@@ -63,13 +67,18 @@ def anomaly_scores(
 def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
     """AUROC, average precision and the confusion at ``threshold`` (predicted anomalous: score > threshold).
 
-    ``labels``: 1 = anomalous, 0 = normal; both must occur.
+    ``labels``: 1 = anomalous, 0 = normal (or True / False); both must occur. ``labels`` and
+    ``scores``: one per example (numpy arrays, tensors or lists).
     """
     from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
-    labels = np.asarray(labels).astype(np.int64)
-    if not np.isin(labels, (0, 1)).all():
+    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    scores = scores.detach().cpu().double().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores, dtype=np.float64)
+    if labels.dtype.kind not in "biuf" or not np.isin(labels, (0, 1)).all():
         raise DataError("labels must be 0 (normal) or 1 (anomalous)")
+    labels = labels.astype(np.int64)
+    if labels.ndim != 1 or scores.shape != labels.shape:
+        raise DataError(f"labels and scores must be 1-D with one of each per example, got shapes {labels.shape} and {scores.shape}")
     if np.unique(labels).size < 2:
         raise DataError("evaluating a detector needs both normal (0) and anomalous (1) examples")
     predicted = (scores > threshold).astype(np.int64)
@@ -87,7 +96,7 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) 
     }
 
 
-class AnomalyDetector:
+class AnomalyDetector(Estimator):
     r"""Flags inputs a model trained on normal data explains badly (survey §1.5).
 
     ``fit(normal_data)`` scores normal examples and sets ``threshold_`` to their
@@ -113,11 +122,16 @@ class AnomalyDetector:
         Variational Autoencoder based Anomaly Detection using Reconstruction Probability
         (An & Cho, SNU Data Mining Center, 2015).
 
+    ``get_params`` / ``set_params`` / ``sklearn.base.clone`` work as in scikit-learn
+    (the ``score`` argument is kept as the attribute ``score_kind``: ``score`` is a method).
+
     Example:
         >>> detector = AnomalyDetector(model, score="reconstruction").fit(x_normal)  # doctest: +SKIP
         >>> detector.predict(x_new)        # 1 = anomalous  # doctest: +SKIP
         >>> detector.evaluate(x_test, is_anomaly)["auroc"]  # doctest: +SKIP
     """
+
+    _attributes = {"score": "score_kind"}
 
     def __init__(
         self, model: Any, score: str = "reconstruction", quantile: float | None = None,
@@ -139,12 +153,12 @@ class AnomalyDetector:
         if self.quantile is not None and self.false_positive_rate is not None:
             raise ConfigError("AnomalyDetector: give quantile or false_positive_rate, not both")
         if self.false_positive_rate is not None:
-            if not 0 < self.false_positive_rate < 1:
-                raise ConfigError(f"false_positive_rate must lie in (0, 1), got {self.false_positive_rate}")
+            if not isinstance(self.false_positive_rate, Real) or not 0 < self.false_positive_rate < 1:
+                raise ConfigError(f"false_positive_rate must be a number in (0, 1), got {self.false_positive_rate!r}")
             return 1.0 - float(self.false_positive_rate)
         q = 0.95 if self.quantile is None else self.quantile
-        if not 0 < q < 1:
-            raise ConfigError(f"quantile must lie in (0, 1), got {q}")
+        if not isinstance(q, Real) or not 0 < q < 1:
+            raise ConfigError(f"quantile must be a number in (0, 1), got {q!r}")
         return float(q)
 
     def _check_fitted(self) -> None:

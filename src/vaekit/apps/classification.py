@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from vaekit.apps._inputs import as_examples, as_labels, batched, check_model, check_positive_int, flat_array
+from vaekit.apps._inputs import Estimator, as_examples, as_labels, batched, check_model, check_positive_int, flat_array
 from vaekit.errors import ConfigError
 
 __all__ = ["LatentClassifier", "compare_latent_classification"]
 
 
-class LatentClassifier:
+class LatentClassifier(Estimator):
     r"""k-nearest-neighbour classifier (scikit-learn) on a trained model's latent codes.
 
     The features of x are ``model.transform(x)``: the code of a deterministic autoencoder,

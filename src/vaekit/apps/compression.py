@@ -7,18 +7,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from vaekit.apps._inputs import as_examples, batched, check_model, check_positive_int, flat_array
+from vaekit.apps._inputs import Estimator, as_examples, batched, check_model, check_positive_int, flat_array
 from vaekit.errors import ConfigError, DataError
 
 __all__ = ["Compressor", "UniformQuantizer", "pca_reconstruction_errors", "compare_with_pca", "normalize_for_pca"]
 
 
-class UniformQuantizer:
+class UniformQuantizer(Estimator):
     r"""Per-dimension uniform quantiser with 2^bits levels over the range seen in ``fit``.
 
     q = round((c − low) / (high − low) · (2^bits − 1)), clipped to [0, 2^bits − 1];
     dequantised ĉ = low + q (high − low) / (2^bits − 1). A constant dimension maps to 0 and
     back to its value. The worst-case error per dimension is (high − low) / (2 (2^bits − 1)).
+    Codes: tensors or numpy arrays, shape (N, D).
     """
 
     def __init__(self, bits: int = 8):
@@ -27,22 +28,33 @@ class UniformQuantizer:
     def fit(self, codes: torch.Tensor) -> "UniformQuantizer":
         if not 1 <= check_positive_int(self.bits, "bits") <= 32:
             raise ConfigError(f"bits must be in 1..32, got {self.bits}")
+        codes = torch.as_tensor(codes)
+        if codes.dim() < 1 or codes.shape[0] == 0:
+            raise DataError(f"UniformQuantizer.fit needs a non-empty batch of codes (N, D), got shape {tuple(codes.shape)}")
         self.low_ = codes.amin(0)
         self.high_ = codes.amax(0)
         self.levels_ = 2**self.bits - 1
         return self
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "levels_"):
+            raise ConfigError("this UniformQuantizer is not fitted yet: call fit(codes) first")
+
     def quantize(self, codes: torch.Tensor) -> torch.Tensor:
+        self._check_fitted()
+        codes = torch.as_tensor(codes)
         span = (self.high_ - self.low_).to(torch.float64)
         unit = torch.where(span > 0, (codes.double() - self.low_.double()) / span.clamp_min(1e-300), torch.zeros_like(span))
         return (unit * self.levels_).round().clamp(0, self.levels_).to(torch.int64)
 
     def dequantize(self, q: torch.Tensor) -> torch.Tensor:
+        self._check_fitted()
+        q = torch.as_tensor(q)
         span = (self.high_ - self.low_).double()
         return (self.low_.double() + q.double() * span / self.levels_).to(self.low_.dtype)
 
 
-class Compressor:
+class Compressor(Estimator):
     r"""Lossy compression x → code → x̂ with a trained model's encoder and decoder.
 
     The code of x is the model's latent code (``model.transform``: the point of a
@@ -145,6 +157,8 @@ def pca_reconstruction_errors(train: Any, test: Any, dims: Sequence[int], bits: 
     """
     from sklearn.decomposition import PCA
 
+    if len(dims) == 0:
+        raise ConfigError("dims is empty: give the numbers of PCA components to evaluate, e.g. [1, 2, 4]")
     xtr, xte = flat_array(train), flat_array(test)
     limit = min(xtr.shape)
     errors: dict[int, float] = {}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.apps._inputs import as_examples, batched, check_model, check_positive_int
+from vaekit.apps._inputs import Estimator, as_examples, batched, check_model, check_positive_int
 from vaekit.apps.image_quality import psnr, ssim
 from vaekit.data import corrupt, parse_noise
 from vaekit.errors import ConfigError, DataError
@@ -15,7 +15,7 @@ from vaekit.errors import ConfigError, DataError
 __all__ = ["Denoiser"]
 
 
-class Denoiser:
+class Denoiser(Estimator):
     r"""Denoise with a model: x̃ = T(x) (corruption), x̂ = D(E(x̃)), measured by PSNR and SSIM.
 
     ``fit(X)`` learns the data range [low, high] of clean data (the PSNR/SSIM peak value

@@ -60,7 +60,8 @@ def ssim(
         SSIM(x, y) = (2 μ_x μ_y + C₁)(2 σ_xy + C₂) / ((μ_x² + μ_y² + C₁)(σ_x² + σ_y² + C₂)),
 
     C₁ = (k₁L)², C₂ = (k₂L)², L = ``data_range``. Images smaller than the window (e.g. 8×8
-    digits) use the largest odd window that fits, with the same σ.
+    digits) use the largest odd window that fits, with the same σ; ``window_size`` must be
+    at least 3 and images at least 3×3 pixels.
 
     References:
         Image Quality Assessment: From Error Visibility to Structural Similarity (Wang,
@@ -73,7 +74,11 @@ def ssim(
     """
     if not data_range > 0:
         raise ConfigError(f"data_range must be > 0, got {data_range}")
+    if int(window_size) < 3:
+        raise ConfigError(f"window_size must be at least 3 pixels (a window has a centre and a border), got {window_size}")
     x, y = _pair(x, y, images=True)
+    if min(x.shape[-2:]) < 3:
+        raise DataError(f"SSIM needs images of at least 3×3 pixels (a 3×3 window), got {x.shape[-2]}×{x.shape[-1]}")
     size = min(int(window_size), *x.shape[-2:])
     size -= 1 - size % 2  # odd
     return structural_similarity(x, y, window=size, sigma=sigma, data_range=data_range, k1=k1, k2=k2)
