@@ -112,6 +112,22 @@ def test_planar_log_det_matches_autograd_and_is_positive(d, seed, violate):
         torch.testing.assert_close(t.log_abs_det_jacobian(z.clone(), y.clone()), expected, rtol=1e-8, atol=1e-8)  # uncached
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_planar_step_with_w_zero_is_a_translation_with_log_det_zero(dtype):
+    """w = 0 (a zero-initialised head): f(z) = z + u tanh(b), log-det against autograd's (0), and log q
+    of a zero-initialised planar posterior against its base q_0 (every step is the identity)."""
+    u, z = torch.tensor([0.5, -1.0], dtype=dtype), torch.tensor([0.2, 0.1], dtype=dtype)
+    t = PlanarTransform(u, torch.zeros(2, dtype=dtype), torch.tensor(0.3, dtype=dtype))
+    y = t(z)
+    torch.testing.assert_close(y, z + u * math.tanh(0.3))
+    torch.testing.assert_close(t.log_abs_det_jacobian(z, y), log_abs_det(t, z)[1], atol=1e-6, rtol=0)
+    head = PlanarFlowPosterior(4, 3, flow_steps=2).to(dtype)
+    torch.nn.init.zeros_(head.net.weight), torch.nn.init.zeros_(head.net.bias)
+    q = head(torch.randn(2, 4, dtype=dtype))
+    z, log_q = q.rsample_and_log_prob((5,))
+    torch.testing.assert_close(log_q, q.base_dist.log_prob(z))
+
+
 @FEW
 @given(d=dims, seed=seeds, edge=st.booleans())
 def test_radial_log_det_matches_autograd_and_is_positive(d, seed, edge):

@@ -39,8 +39,11 @@ LAPLACE_EPS = 1e-5
 def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     r"""Index of the nearest codebook vector of every row: k_i = argmin_j ‖z_i − e_j‖².
 
-    Computed as argmin_j (‖e_j‖² − 2 z_i·e_j) (‖z_i‖² does not change the argmin), one
-    (N, K) matrix product; ties go to the lowest index.
+    Computed as argmin_j (‖e_j − c‖² − 2 (z_i − c)·(e_j − c)) with c the codebook's mean
+    (‖z_i − c‖² does not change the argmin), one (N, K) matrix product; ties go to the lowest
+    index. Centring keeps the float32 rounding of the product at the scale of the codebook's
+    spread rather than of its distance from the origin (codes clustered far from 0, as after a
+    ReLU encoder, would otherwise be confused with their neighbours).
 
     Arguments:
         z: (N, D) vectors.
@@ -50,6 +53,8 @@ def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         >>> nearest_codes(torch.tensor([[0.9, 0.0], [0.0, -2.0]]), torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, -1.0]]))
         tensor([1, 2])
     """
+    center = codebook.mean(0)
+    codebook, z = codebook - center, z - center
     distances = codebook.pow(2).sum(1) - 2 * z @ codebook.T
     return distances.argmin(1)
 

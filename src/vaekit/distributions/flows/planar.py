@@ -21,7 +21,8 @@ class PlanarTransform(FlowTransform):
 
         û = u + (m(wᵀu) − wᵀu) w / ‖w‖²,   m(a) = −1 + softplus(a)
 
-    (the paper's Appendix A), so ûᵀw = m(wᵀu) > −1 and f is invertible. With
+    (the paper's Appendix A), so ûᵀw = m(wᵀu) > −1 and f is invertible; at w = 0 (where the
+    formula divides by 0) the step is the translation z + u tanh(b), with û = u and log-det 0. With
     ψ(z) = h'(wᵀz + b) w,
 
         log |det ∂f/∂z| = log |1 + ûᵀψ(z)| = log( t² + (1 − t²) softplus(wᵀu) ),   t = tanh(wᵀz + b),
@@ -57,15 +58,19 @@ class PlanarTransform(FlowTransform):
         super().__init__(cache_size=cache_size)
         self.u, self.w, self.b = u, w, b
         finfo = torch.finfo(w.dtype)
-        self._w_norm = vector_norm(w).clamp_min(finfo.tiny)
-        self._w_unit = w / self._w_norm.unsqueeze(-1)
+        w_norm = vector_norm(w)
+        # w = 0 (e.g. a zero-initialised head; also ‖w‖ below the normal range, where w/‖w‖ is no unit
+        # vector) is the translation f(z) = z + u tanh(b): ŵ = 0, û = u and det ∂f/∂z = 1
+        w_is_zero = w_norm < finfo.tiny
+        self._w_norm = w_norm.clamp_min(finfo.tiny)
+        self._w_unit = (w / self._w_norm.unsqueeze(-1)).masked_fill(w_is_zero.unsqueeze(-1), 0.0)
         projection = (self._w_unit * u).sum(-1)  # ŵᵀu
         wu = self._w_norm * projection  # may overflow to ±inf: only its sign and softplus are used
         # ûᵀw + 1 = softplus(wᵀu) > 0; kept off 0 so that a very negative wᵀu (softplus underflow) leaves det ≠ 0
         softplus_wu = F.softplus(wu).clamp_min(finfo.eps)
         self._log_softplus_wu = torch.where(
             wu > 20, torch.log(self._w_norm) + torch.log(projection.clamp_min(finfo.tiny)), torch.log(softplus_wu)
-        )
+        ).masked_fill(w_is_zero, 0.0)  # ûᵀw + 1 = 1 at w = 0
         # (m(wᵀu) − wᵀu)/‖w‖ with the clamped softplus: ûᵀw = softplus(wᵀu) − 1 exactly
         coefficient = torch.where(
             wu >= 0, (F.softplus(-wu) - 1) / self._w_norm, -projection + (softplus_wu - 1) / self._w_norm
