@@ -80,6 +80,28 @@ def test_mig_matches_a_brute_force_computation():
         assert mig(z, v, num_bins=num_bins) == pytest.approx(np.mean(gaps), rel=1e-10)
 
 
+def test_mutual_information_of_one_dimensional_samples_is_that_of_one_column():
+    """1-d codes and factors are one column each, as in mig: checked against the brute-force sum."""
+    rng = np.random.default_rng(8)
+    a, b = rng.integers(0, 3, 200), rng.integers(0, 4, 200)
+    b = np.where(rng.random(200) < 0.5, a, b)
+    info = mutual_information_matrix(a, b)
+    assert info.shape == (1, 1) and info[0, 0] == pytest.approx(mutual_information_by_hand(a, b), rel=1e-10)
+
+
+def test_a_code_whose_range_is_a_few_ulps_is_binned_not_refused():
+    """np.histogram refuses 20 bins over a range of a few ulps (or beyond the largest float): the labels are
+    the exact equal-width ones, as by hand."""
+    eps = np.finfo(float).eps
+    z = np.array([1.0, 1.0 + eps, 1.0 + 2 * eps, 1.0, 1.0 + 2 * eps])
+    np.testing.assert_array_equal(histogram_discretize(z), bins_by_hand(z, 20)[:, None])  # 1, 11, 20, 1, 20
+    np.testing.assert_array_equal(histogram_discretize(np.array([-1e308, 0.0, 1e308])).ravel(), [1, 11, 20])  # range overflows
+    rng = np.random.default_rng(9)
+    v = rng.integers(0, 3, size=(300, 1))
+    codes = np.concatenate([v + 0.1 * rng.normal(size=(300, 1)), 0.3 + eps * rng.integers(0, 3, size=(300, 1))], axis=1)
+    assert 0.5 < mig(codes, v) <= 1.0
+
+
 def test_mig_of_the_factors_is_capped_by_the_discretisation(factors):
     # With 20 bins the 40 orientations and 32 positions share bins: the score of the factors
     # themselves is the mean of H(binned v_k) / H(v_k), computed here for uniform factors.
@@ -210,6 +232,13 @@ def test_bad_arguments_are_refused():
         betavae_score(identity, IdentityData(), num_train=0)
     with pytest.raises(ConfigError, match="sample_factors"):
         factorvae_score(identity, object())
+
+
+def test_the_factorvae_score_refuses_a_variance_estimate_from_one_image():
+    """One image has no variance (ddof = 1 gives NaN): refused, where it used to prune every code and score 0."""
+    with pytest.raises(ConfigError, match="num_variance_estimate"):
+        factorvae_score(identity, IdentityData(), num_train=5, num_eval=5, num_variance_estimate=1)
+    assert factorvae_score(identity, IdentityData(), num_train=20, num_eval=20, num_variance_estimate=2) >= 0.0
 
 
 def test_the_disentanglement_command(tmp_path, capsys, monkeypatch):

@@ -151,6 +151,16 @@ def test_precision_recall_density_coverage_follow_their_definitions(capsys):
     assert capsys.readouterr().out == ""  # prdc's print is kept off stdout
 
 
+def test_precision_recall_density_coverage_keep_their_digits_under_a_large_offset_and_keep_ties():
+    """Features offset far from 0 (float32 has ~1e-3 resolution at 1e4) and integer features with tied
+    distances, against the float64 definitions by loops."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 4)) * 0.01 + 1e4, rng.normal(size=(50, 4)) * 0.01 + 1e4 + 0.005
+    assert precision_recall_density_coverage(real, fake, k=3) == pytest.approx(prdc_by_loops(real, fake, 3), abs=1e-12)
+    real, fake = rng.integers(0, 4, size=(30, 2)) + 1000, rng.integers(0, 4, size=(25, 2)) + 1000
+    assert precision_recall_density_coverage(real, fake, k=3) == pytest.approx(prdc_by_loops(real, fake, 3), abs=1e-12)
+
+
 def test_label_entropies_match_scipy():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0], [1.0, 1.0, 5.0], [4.0, 0.0, 0.0]])
     p = torch.softmax(logits.double(), 1).numpy()

@@ -214,7 +214,11 @@ def precision_recall_density_coverage(real_feats: Any, fake_feats: Any, k: int =
         coverage  = (1/N) Σ_i 1[∃ j: g_j ∈ B(r_i, NND_k(r_i))]
 
     k = 5 for all four, Naeem et al.'s choice (Kynkäänniemi et al. use k = 3 for precision
-    and recall). Memory and time grow as (N + M)²: 10 000 + 10 000 features take about 1.5 GB.
+    and recall). The distances are translation-invariant, so both sets are first moved (in
+    float64) near 0 by a shift that is a multiple of a power of two as large as each feature's
+    range, before ``prdc`` works in float32: an offset large against the spread costs no
+    digits, and integer (or dyadic) features stay exact, so tied distances stay tied. Memory
+    and time grow as (N + M)²: 10 000 + 10 000 features take about 1.5 GB.
 
     Arguments:
         real_feats, fake_feats: (N, F) and (M, F) features; N and M must exceed k + 1.
@@ -223,11 +227,23 @@ def precision_recall_density_coverage(real_feats: Any, fake_feats: Any, k: int =
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     real, fake = _pair(real_feats, fake_feats, ("real_feats", "fake_feats"), min_rows=int(k) + 2)
+    shift = _shift(real, fake)
+    real, fake = real - shift, fake - shift
     from prdc import compute_prdc
 
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes, which would break JSON on stdout
         scores = compute_prdc(real.to(torch.float32).numpy(), fake.to(torch.float32).numpy(), nearest_k=int(k))
     return {name: float(scores[name]) for name in ("precision", "recall", "density", "coverage")}
+
+
+def _shift(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per feature, the midpoint of the values of a and b rounded to a multiple of q = 2^⌈log₂ range⌉ (the
+    value itself for a constant feature, 0 for a range beyond the largest float): subtracting it is exact for
+    integer or dyadic values and leaves |x| ≤ q."""
+    low, high = torch.minimum(a.amin(0), b.amin(0)), torch.maximum(a.amax(0), b.amax(0))
+    q = torch.exp2(torch.ceil(torch.log2(high - low)))
+    shift = torch.where(torch.isfinite(q), torch.round((low / 2 + high / 2) / q) * q, torch.zeros_like(q))
+    return torch.where(high > low, shift, low)
 
 
 def label_entropies(logits: Any) -> dict[str, float]:
