@@ -133,3 +133,31 @@ def test_fit_prior_refuses_other_models_and_bad_budgets():
         fit_prior(model, torch.rand(5, 1, 8, 8), epochs=0)
     with pytest.raises(vaekit.ConfigError, match="layers must be an integer ≥ 2"):
         fit_prior(model, torch.rand(5, 1, 8, 8), layers=1)
+
+
+def test_fit_prior_refuses_non_finite_examples_and_takes_a_dataset():
+    """NaN inputs are refused (their codes would be arbitrary indices), naming x or x_test; a vaekit Dataset gives the grids of its x."""
+    from vaekit.data import as_dataset
+
+    torch.manual_seed(6)
+    model = vaekit.create("vq_vae", input_shape=(1, 8, 8), latent_dim=2, channels=(4,), codebook_size=3)
+    x = torch.rand(12, 1, 8, 8)
+    bad = x.clone()
+    bad[3, 0, 2, 2] = float("nan")
+    with pytest.raises(vaekit.DataError, match=r"^x has 1 non-finite value"):
+        fit_prior(model, bad, epochs=1, channels=4)
+    with pytest.raises(vaekit.DataError, match=r"^x_test has 1 non-finite value"):
+        fit_prior(model, x, bad, epochs=1, channels=4)
+    with pytest.raises(vaekit.DataError, match=r"^x_test holds no examples"):
+        fit_prior(model, x, x[:0], epochs=1, channels=4)
+    fit = fit_prior(model, as_dataset(x, name="x"), epochs=1, channels=4)
+    assert fit.train_nll_bits == pytest.approx(nll_bits_per_code(fit.prior, model.code_indices(x)))
+
+
+@pytest.mark.parametrize("budget", [dict(epochs=float("nan")), dict(lr=float("inf")), dict(lr=float("nan")), dict(lr="0.01"),
+                                    dict(channels="8"), dict(kernel_size=float("nan")), dict(layers=float("inf"))])
+def test_non_finite_or_non_numeric_budgets_are_refused_naming_the_argument(budget):
+    """NaN, infinite or string budgets are ConfigErrors naming the argument, not ValueError/TypeError from int() or >."""
+    model = vaekit.create("vq_vae", input_shape=(1, 8, 8), latent_dim=2, channels=(4,), codebook_size=4)
+    with pytest.raises(vaekit.ConfigError, match=next(iter(budget))):
+        fit_prior(model, torch.rand(5, 1, 8, 8), **{"epochs": 1, **budget})

@@ -109,3 +109,19 @@ def test_conditional_models_are_refused():
     model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,), num_classes=3)
     with pytest.raises(ConfigError, match="conditional"):
         GaussianMixtureSampler(2).fit(model, torch.rand(20, 4))
+
+
+def test_a_seed_beyond_scikit_learns_range_is_refused_naming_seed():
+    """sklearn's random_state takes [0, 2³² − 1]: a larger seed is a ConfigError about seed, not sklearn's error about random_state."""
+    x, _ = two_blobs(20)
+    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 4294967295\]"):
+        GaussianMixtureSampler(2, seed=2**32).fit(identity_model(2), x)
+    assert GaussianMixtureSampler(2, seed=2**32 - 1).fit(identity_model(2), x).converged_
+
+
+def test_a_single_code_is_refused_with_a_data_error_even_for_one_component():
+    """scikit-learn needs two codes whatever K is: one code is a DataError saying so, not sklearn's ValueError."""
+    with pytest.raises(DataError, match="needs at least 2 codes, got 1"):
+        GaussianMixtureSampler(1).fit(identity_model(2), torch.zeros(1, 2))
+    sampler = GaussianMixtureSampler(1, covariance="diag").fit(identity_model(1), torch.tensor([[0.0], [1.0]]))
+    torch.testing.assert_close(sampler.means_, torch.tensor([[0.5]], dtype=torch.float64))

@@ -210,6 +210,8 @@ class Sampler:
         codes = torch.as_tensor(codes)
         if codes.dim() != 2 or codes.shape[1] != self.latent_dim_:
             raise DataError(f"codes must have shape (N, {self.latent_dim_}), got {tuple(codes.shape)}")
+        if codes.shape[0] == 0:  # torch's distributions cannot validate an empty batch
+            return torch.zeros(0, dtype=torch.float64)
         with torch.no_grad():
             return self._log_prob(codes.detach().cpu()).to(torch.float64)
 

@@ -22,10 +22,12 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,15 +55,24 @@ class CodePriorFit:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def code_grids(model: VectorQuantizedModel, x: torch.Tensor) -> torch.Tensor:
-    """k(x) for every example, (N, h, w) long on the model's device, encoded in chunks in evaluation mode."""
+def code_grids(model: VectorQuantizedModel, x: Any, name: str = "x") -> torch.Tensor:
+    """k(x) for every example, (N, h, w) long on the model's device, encoded in chunks in evaluation mode.
+
+    ``x`` is a tensor, an array or a vaekit Dataset of (N, *input_shape) finite examples
+    (``name`` is what errors call it).
+    """
+    from vaekit.data import Dataset, check_data
+
+    if isinstance(x, Dataset):
+        x = x.x
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError, RuntimeError):
-            raise DataError(f"x must be a tensor or an array of examples, got {type(x).__name__}") from None
+            raise DataError(f"{name} must be a tensor or an array of examples, got {type(x).__name__}") from None
     if x.dim() == 0 or x.shape[0] == 0:
-        raise DataError(f"x holds no examples (shape {tuple(x.shape)}); give at least one (N, {', '.join(map(str, model.input_shape))}) example")
+        raise DataError(f"{name} holds no examples (shape {tuple(x.shape)}); give at least one (N, {', '.join(map(str, model.input_shape))}) example")
+    check_data(x, input_shape=model.input_shape, name=name)  # the shape, and no NaN (whose codes would be silently arbitrary)
     was_training = model.training
     model.eval()
     try:
@@ -96,23 +107,28 @@ def _check_run_folder(model: VectorQuantizedModel, out_dir: Path) -> None:
                           "(model.save(out_dir)) or fit the prior without out_dir")
 
 
+def _is_number(value: Any) -> bool:
+    """A finite real number (not a bool): a Python or NumPy int or float."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
 def _check_budget(epochs: int, batch_size: int, lr: float, channels: int) -> None:
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("channels", channels)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value}")
-    if not lr > 0:
-        raise ConfigError(f"lr must be > 0, got {lr}")
+        if not _is_number(value) or int(value) != value or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not _is_number(lr) or not lr > 0:
+        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
 
 
 def _layers_for(grid_shape: tuple[int, int], layers: int | None, kernel_size: int) -> int:
     """``layers``, checked to cover the grid; None: max(6, the fewest that do)."""
     h, w = grid_shape
-    if isinstance(kernel_size, bool) or int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+    if not _is_number(kernel_size) or int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
         raise ConfigError(f"kernel_size must be an odd integer ≥ 3, got {kernel_size}")
     needed = max(1, -(-(max(h, w) - 1) // (kernel_size // 2)))
     if layers is None:
         return max(6, needed)
-    if isinstance(layers, bool) or int(layers) != layers or layers < needed:
+    if not _is_number(layers) or int(layers) != layers or layers < needed:
         raise ConfigError(f"layers must be an integer ≥ {needed} for a {h}×{w} code grid with kernel_size={kernel_size} "
                           f"(the receptive field must cover every earlier code), got {layers}")
     return int(layers)
@@ -218,8 +234,9 @@ def fit_prior(
 
     Arguments:
         model: a trained ``vq_vae``.
-        x: training examples (N, *input_shape); their code grids k(x) are the prior's data.
-        x_test: held-out examples whose NLL is reported (None: no test score).
+        x: training examples (N, *input_shape), finite (tensor, array or vaekit Dataset); their code
+            grids k(x) are the prior's data.
+        x_test: held-out examples (as ``x``) whose NLL is reported (None: no test score).
         epochs, batch_size, lr: the prior's training budget (Adam, cross-entropy per code).
         channels, layers, kernel_size: the PixelCNN (see :class:`~vaekit.distributions.GatedPixelCNN`);
             ``layers=None`` picks max(6, the fewest layers whose receptive field covers the grid).
@@ -246,7 +263,7 @@ def fit_prior(
         out_dir = Path(out_dir)
         _check_run_folder(model, out_dir)
     train = code_grids(model, x)
-    test = None if x_test is None else code_grids(model, x_test)
+    test = None if x_test is None else code_grids(model, x_test, "x_test")
     prior, history = fit_code_prior(train, model.codebook_size, test, epochs=epochs, batch_size=batch_size, lr=lr, channels=channels,
                                     layers=layers, kernel_size=kernel_size, seed=seed, quiet=quiet)
     train_bits = nll_bits_per_code(prior, train)

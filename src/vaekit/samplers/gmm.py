@@ -7,13 +7,15 @@ from typing import Any
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from vaekit.errors import DataError
+from vaekit.errors import ConfigError, DataError
 from vaekit.samplers.base import Sampler, _generator
 from vaekit.samplers._checks import check_choice, check_int
 
 __all__ = ["GaussianMixtureSampler", "mixture_scale_tril", "mixture_log_prob", "mixture_sample"]
 
 COVARIANCES = ("full", "diag")
+SEED_MAX = 2**32 - 1
+"""The largest seed scikit-learn's ``GaussianMixture`` takes as ``random_state``."""
 
 
 def mixture_scale_tril(covariances: torch.Tensor, covariance: str) -> torch.Tensor:
@@ -62,10 +64,10 @@ class GaussianMixtureSampler(Sampler):
         density estimation") makes regularised deterministic autoencoders generative.
 
     Arguments:
-        components: K, the number of mixture components (K ≤ number of codes).
+        components: K, the number of mixture components (K ≤ number of codes, and at least 2 codes).
         covariance: ``"full"`` (one D×D covariance per component) or ``"diag"``.
         max_iter: EM iterations at most.
-        seed: seeds the k-means initialisation.
+        seed: seeds the k-means initialisation, in [0, 2³² − 1].
 
     Fitted attributes: ``weights_`` (K,), ``means_`` (K, D), ``covariances_`` ((K, D, D) or
     (K, D)), ``precisions_cholesky_`` (same shape), float64 as scikit-learn computes them;
@@ -90,14 +92,16 @@ class GaussianMixtureSampler(Sampler):
         check_choice(self.covariance, "covariance", COVARIANCES)
         check_int(self.max_iter, "max_iter", low=1)
         check_int(self.seed, "seed", low=0)
+        if self.seed > SEED_MAX:
+            raise ConfigError(f"seed must be an integer in [0, {SEED_MAX}] (scikit-learn's random_state), got {self.seed!r}")
 
     def _fit_codes(self, codes: torch.Tensor) -> None:
         from sklearn.mixture import GaussianMixture
 
-        n = codes.shape[0]
-        if n < self.components:
-            raise DataError(f"a {self.components}-component mixture needs at least {self.components} codes, got {n}: "
-                            "give more examples or fewer components")
+        n, needed = codes.shape[0], max(2, self.components)  # scikit-learn fits no mixture to a single code
+        if n < needed:
+            raise DataError(f"a {self.components}-component mixture needs at least {needed} codes, got {n}: "
+                            "give more examples" + (" or fewer components" if needed > 2 else ""))
         mixture = GaussianMixture(n_components=self.components, covariance_type=self.covariance,
                                   max_iter=self.max_iter, random_state=self.seed).fit(codes.double().numpy())
         self.weights_ = torch.from_numpy(mixture.weights_).to(torch.float64)
