@@ -14,7 +14,7 @@ PY=${PYTHON:-python3}
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     $PY -c "import torch, vaekit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-    timeout 180 $PY -m pytest -m cuda tests/train/test_cuda.py -q -p no:cacheprovider
+    timeout 180 $PY -m pytest -m cuda tests/train/test_cuda.py tests/data/test_data_transforms.py -q -p no:cacheprovider
     timeout 120 $PY benchmarks/trainer_speed.py --data random --device cuda --rounds 3 --ema 0.999 \
         --json "$OUT/trainer_speed_cuda.json"
     timeout 120 $PY benchmarks/precision_speed.py --data random --device cuda --rounds 3 --no-compile \

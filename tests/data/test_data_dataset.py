@@ -77,3 +77,11 @@ def test_digits_via_load_dataset_and_bad_split():
     assert len(load_dataset("digits", split="test")) == 360
     with pytest.raises(DataError, match="digits has no split 'val'"):
         load_digits("val")
+
+
+def test_an_empty_index_list_selects_no_examples():
+    """data[[]] is the empty subset, as x[torch.tensor([], dtype=torch.long)] would be, not a torch IndexError."""
+    data = Dataset(torch.rand(4, 3), torch.tensor([0, 1, 2, 1]))
+    for index in ([], np.array([])):
+        empty = data[index]
+        assert len(empty) == 0 and empty.input_shape == (3,) and empty.y.shape == (0,)

@@ -103,6 +103,14 @@ def test_array_errors(tmp_path):
         load_array(tmp_path / "missing.npy")
 
 
+def test_npz_with_big_endian_labels_loads_them_in_native_order(tmp_path):
+    """An .npz whose arrays are big-endian (">f4", ">i4") loads as its native-order copy does."""
+    x, y = np.array([[0.5, 1.0], [2.0, 3.0]], ">f4"), np.array([1, 0], ">i4")
+    np.savez(tmp_path / "be.npz", x=x, y=y)
+    data = load_array(tmp_path / "be.npz")
+    assert data.x.tolist() == x.astype("<f4").tolist() and data.y.tolist() == [1, 0]
+
+
 # ---------------------------------------------------------------- image folders
 
 
@@ -203,6 +211,23 @@ def test_csv_errors(tmp_path, text, label, message):
         load_csv(tmp_path / "bad.csv", label_column=label)
 
 
+def test_csv_label_column_given_as_an_index_string_with_a_header(tmp_path):
+    """--label-column passes a string: "0" or "-1" names a column by index when no header cell is called that."""
+    (tmp_path / "t.csv").write_text("label,a,b\n1,0.5,2\n0,3,4\n")
+    for column in ("0", "-3", 0):
+        data = load_csv(tmp_path / "t.csv", label_column=column)
+        assert data.y.tolist() == [1, 0] and data.x.tolist() == [[0.5, 2.0], [3.0, 4.0]]
+    (tmp_path / "named.csv").write_text("a,0\n5,1\n6,0\n")  # a column named "0" wins over index 0
+    assert load_csv(tmp_path / "named.csv", label_column="0").y.tolist() == [1, 0]
+
+
+def test_csv_quoted_cells_after_a_space_are_unquoted(tmp_path):
+    """'a, "b"' is the header ['a', 'b'] and ' "2"' the number 2, as csv.reader(skipinitialspace=True) reads them."""
+    (tmp_path / "q.csv").write_text('"a", "label"\n"1.5", "1"\n 2, "0"\n')
+    data = load_csv(tmp_path / "q.csv", label_column="label")
+    assert data.x.tolist() == [[1.5], [2.0]] and data.y.tolist() == [1, 0]
+
+
 # ---------------------------------------------------------------- load_dataset
 
 
@@ -227,3 +252,20 @@ def test_load_dataset_errors(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"\x00")
     with pytest.raises(DataError, match=r"unknown file type '\.pt'"):
         load_dataset(tmp_path / "model.pt")
+
+
+def test_has_test_split_is_false_for_a_broken_or_misnamed_npz_and_load_dataset_says_why(tmp_path):
+    """A truncated, empty or .npy-under-.npz-name file: has_test_split answers False (no crash) and
+    load_dataset raises a DataError (or, for the misnamed .npy, loads it) as it does without has_test_split."""
+    np.savez(tmp_path / "good.npz", x_train=np.zeros((3, 2)), x_test=np.zeros((2, 2)))
+    whole = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.save(tmp_path / "single.npy", np.zeros((3, 2), np.float32))
+    (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
+    for name in ("truncated.npz", "empty.npz", "single.npz"):
+        assert has_test_split(tmp_path / name) is False
+    for name in ("truncated.npz", "empty.npz"):
+        with pytest.raises(DataError, match="npz"):
+            load_dataset(tmp_path / name)
+    assert load_dataset(tmp_path / "single.npz").x.shape == (3, 2)

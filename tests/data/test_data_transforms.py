@@ -116,6 +116,16 @@ def test_train_val_split_is_seeded_and_random():
 # ---------------------------------------------------------------- corruptions
 
 
+def test_train_val_split_accepts_numpy_fractions_and_names_a_non_number():
+    """A numpy float32 val_fraction splits as the float does; a non-number is called one."""
+    data = Dataset(torch.arange(10.0).reshape(10, 1), torch.arange(10))
+    train, val = train_val_split(data, np.float32(0.3), seed=2)
+    ref_train, ref_val = train_val_split(data, 0.3, seed=2)
+    assert torch.equal(val.y, ref_val.y) and torch.equal(train.y, ref_train.y)
+    with pytest.raises(DataError, match="must be a number strictly between 0 and 1, got '0.3'"):
+        train_val_split(data, "0.3")
+
+
 def test_mask_noise_zeroes_a_fraction_p():
     x = torch.rand(200_000, generator=gen(0)) + 0.5  # no zeros before masking
     out = corrupt(x, "mask", 0.3, generator=gen(1))
@@ -205,3 +215,14 @@ def test_binarize_rows_is_a_fixed_binarisation_whatever_the_batching():
     assert abs(float(whole.mean() - x.mean())) < 0.02  # P(1) = the value
     assert torch.equal(binarize_rows(torch.ones(3, 2), torch.arange(3)), torch.ones(3, 2))  # u < 1 always
     assert not binarize_rows(torch.zeros(3, 2), torch.arange(3)).any()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (data on another device than the generator)")
+def test_corrupt_with_a_cpu_generator_on_gpu_data_draws_on_the_cpu():
+    """As documented: a CPU generator corrupts GPU data, exactly as it corrupts the same data on the CPU."""
+    x = torch.rand(4, 5)
+    for noise, level in (("gaussian", 0.3), ("mask", 0.5), ("salt_pepper", 0.5)):
+        on_cpu = corrupt(x, noise, level, generator=torch.Generator().manual_seed(1))
+        on_gpu = corrupt(x.cuda(), noise, level, generator=torch.Generator().manual_seed(1))
+        assert on_gpu.device.type == "cuda" and torch.allclose(on_gpu.cpu(), on_cpu)

@@ -80,3 +80,15 @@ def test_check_labels():
         check_labels(np.array([0, 1, -1]), 3)
     with pytest.raises(DataError, match=r"shape \(2,\)"):
         check_labels(torch.zeros(2, 2, dtype=torch.int64), 2)
+
+
+def test_big_endian_numpy_arrays_are_checked_and_converted_like_native_ones():
+    """Big-endian arrays (dtype ">i4", ">f8") against their native-order copies: same result, no torch error."""
+    x_be, y_be = np.array([[0.5, 2.0], [0.0, 1.0]], ">f8"), np.array([1, 0], ">i4")
+    data = as_dataset((x_be, y_be))
+    assert data.y.tolist() == [1, 0] and data.x.tolist() == x_be.astype("<f8").tolist()
+    check_labels(y_be, 2)
+    with pytest.raises(DataError, match=r"values in \[0, 2\] but the bernoulli"):
+        check_data(x_be, likelihood="bernoulli")
+    with pytest.raises(DataError, match=r"non-finite.*index \(1, 0\)"):
+        check_data(np.array([[0.5, 1.0], [np.nan, 0.0]], ">f4"))

@@ -82,6 +82,8 @@ class Dataset:
         index = position_as_slice(index, len(self))
         if not isinstance(index, (slice, torch.Tensor)):
             index = torch.as_tensor(index)
+            if index.numel() == 0 and index.is_floating_point():  # [] becomes a float tensor: select nothing
+                index = index.long()
         y = None if self.y is None else self.y[index]
         return Dataset(self.x[index], y, name=self.name, classes=self.classes)
 

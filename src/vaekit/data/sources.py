@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,8 +98,11 @@ def has_test_split(source: str | os.PathLike) -> bool:
         return has_fashion_mnist(path)
     if path.suffix.lower() == ".npz" and path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            loaded = np.load(path, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):  # a .npy file under an .npz name: one array, no test split
+                return False
+            with loaded as archive:
                 return bool({"x_test", "X_test"} & set(archive.files))
-        except (OSError, ValueError):
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
             return False  # load_dataset will say what is wrong with the file
     return False

@@ -25,8 +25,9 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None) -> 
             a number (so a header of purely numeric names is read as data). Blank lines
             are skipped; cells may be quoted and padded with spaces.
         label_column: the column holding integer class labels (0..K-1), by header name
-            or by 0-based index (negative counts from the end); it becomes ``y`` (int64)
-            and is removed from ``x``. ``None``: no labels.
+            or by 0-based index (negative counts from the end; a string such as ``"0"``, as
+            ``--label-column`` gives, is an index unless a column has that name); it
+            becomes ``y`` (int64) and is removed from ``x``. ``None``: no labels.
 
     Raises:
         DataError: the file is missing or empty, a row has a different number of cells,
@@ -67,7 +68,7 @@ def _read_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]
     rows = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, skipinitialspace=True)  # so a quote after ", " still opens a quoted cell
             for row in reader:
                 if any(cell.strip() for cell in row):
                     rows.append((reader.line_num, row))
@@ -127,6 +128,8 @@ def _column_index(label_column: str | int, header: list[str] | None, width: int,
                 return _column_index(int(label_column), header, width, path)
             raise DataError(f"{path} has no header row, so label_column must be an index, got {label_column!r}")
         if label_column not in header:
+            if label_column.strip().lstrip("-").isdigit():  # an index, as --label-column passes it
+                return _column_index(int(label_column), header, width, path)
             raise DataError(f"{path} has no column {label_column!r}; its columns are {header}")
         return header.index(label_column)
     if not -width <= label_column < width:

@@ -161,7 +161,10 @@ def train_val_split(data: Dataset, val_fraction: float = 0.1, seed: int = 0) -> 
     """
     if not isinstance(data, Dataset) and not hasattr(data, "rows"):  # a Dataset, or a FileDataset (split as views)
         raise DataError(f"train_val_split needs a vaekit Dataset or FileDataset, got {type(data).__name__}")
-    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
+        raise DataError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
+    val_fraction = float(val_fraction)  # numpy scalars too
+    if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction!r}")
     n = len(data)
     n_val = round(n * val_fraction)
@@ -214,9 +217,10 @@ def corrupt(
     noise = _check_noise(noise, level)
     if not x.is_floating_point():
         raise DataError(f"corrupt needs floating-point data, got {x.dtype}")
+    device = x.device if generator is None else generator.device  # draw where the generator lives
     if noise == "gaussian":
-        return x + level * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x + level * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
     if noise == "mask":
         return x.masked_fill(u < level, 0.0)
     if x.numel() == 0:

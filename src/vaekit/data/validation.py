@@ -75,7 +75,7 @@ def check_data(
         ...
         vaekit.errors.DataError: data has shape (5, 784) but the model expects (N, 1, 28, 28); reshape it with x.reshape(-1, 1, 28, 28)
     """
-    x = torch.as_tensor(x) if isinstance(x, np.ndarray) else x
+    x = torch.as_tensor(_native(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(x, torch.Tensor):
         raise DataError(f"{name} must be a tensor or numpy array, got {type(x).__name__}")
     shape = tuple(x.shape)
@@ -118,7 +118,7 @@ def check_data(
 
 def check_labels(y: torch.Tensor | np.ndarray, n: int, name: str = "labels") -> None:
     """Raise a DataError unless ``y`` has ``n`` finite entries and, if integer, non-negative rank-1 labels."""
-    y = torch.as_tensor(y) if isinstance(y, np.ndarray) else y
+    y = torch.as_tensor(_native(y)) if isinstance(y, np.ndarray) else y
     if not isinstance(y, torch.Tensor):
         raise DataError(f"{name} must be a tensor or numpy array, got {type(y).__name__}")
     if y.dim() == 0 or y.shape[0] != n:
@@ -149,7 +149,7 @@ def as_label_tensor(y: Any, name: str = "labels") -> torch.Tensor:
     elif isinstance(y, np.ndarray) or isinstance(y, (list, tuple)):
         array = np.asarray(y)
         _check_numeric(array, name)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.ascontiguousarray(_native(array)))
     else:
         raise DataError(f"{name}: cannot use a {type(y).__name__} as labels; give a tensor or numpy array")
     if tensor.is_complex():
@@ -161,6 +161,11 @@ def as_label_tensor(y: Any, name: str = "labels") -> torch.Tensor:
 
 def _is_array(obj: Any) -> bool:
     return isinstance(obj, (torch.Tensor, np.ndarray))
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """``array`` in native byte order (torch refuses big-endian arrays, e.g. from ``dtype=">i4"``)."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
 def _check_numeric(array: np.ndarray, name: str) -> None:
