@@ -161,3 +161,17 @@ def test_non_finite_or_non_numeric_budgets_are_refused_naming_the_argument(budge
     model = vaekit.create("vq_vae", input_shape=(1, 8, 8), latent_dim=2, channels=(4,), codebook_size=4)
     with pytest.raises(vaekit.ConfigError, match=next(iter(budget))):
         fit_prior(model, torch.rand(5, 1, 8, 8), **{"epochs": 1, **budget})
+
+
+def test_fitting_a_code_prior_leaves_torchs_global_random_state_alone():
+    """The prior's weights come from its seed (two fits agree), and draws after a fit are the ones that
+    follow the caller's own seed, as without the fit (it used to reseed the global generator)."""
+    grids = torch.randint(0, 3, (8, 2, 2), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first, _ = fit_code_prior(grids, 3, epochs=1, batch_size=4, channels=4, quiet=True, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    second, _ = fit_code_prior(grids, 3, epochs=1, batch_size=4, channels=4, quiet=True, seed=5)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)

@@ -178,9 +178,11 @@ def fit_code_prior(
     layers = _layers_for(grid_shape, layers, kernel_size)
     grids = grids.long()
     test_grids = None if test_grids is None else test_grids.long().to(grids.device)
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    prior = GatedPixelCNN(num_codes, grid_shape, channels=int(channels), layers=layers, kernel_size=int(kernel_size)).to(grids.device)
+    with torch.random.fork_rng(devices=[]):  # the weights from seed, and torch's global random state left as it was
+        torch.default_generator.manual_seed(seed)
+        prior = GatedPixelCNN(num_codes, grid_shape, channels=int(channels), layers=layers, kernel_size=int(kernel_size))
+    prior = prior.to(grids.device)
     optimizer = torch.optim.Adam(prior.parameters(), lr=lr)
     n = grids.shape[0]
     batch_size = min(int(batch_size), n)
