@@ -42,6 +42,18 @@ def test_onecycle_matches_torch_onecycle(total, warm):
         sched.step()
 
 
+def test_a_one_step_onecycle_warm_up_is_at_the_top_at_once_and_trains():
+    """One warm-up step: the rise from 1/25 to 1 has length 0 (torch's OneCycleLR divides by zero there); step 0 is the
+    top, 1, and the rest is the cosine fall of torch's schedule from step 0 to the last step; fit trains with it
+    (64 rows at batch 64: one step per epoch, lr_warmup_epochs=1 is one step)."""
+    total, end = 5, 1 / 25 / 1e4
+    expected = [end + (1 - end) * 0.5 * (1 + math.cos(math.pi * t / (total - 1))) for t in range(total)]
+    assert [lr_factor(t, total, 1, "onecycle") for t in range(total)] == pytest.approx(expected, abs=1e-12)
+    x = torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    result = vaekit.fit(_ae(), x, epochs=2, batch_size=64, schedule="onecycle", lr_warmup_epochs=1, quiet=True)
+    assert len(result.history) == 2
+
+
 def test_constant_and_unknown():
     assert lr_factor(7, 10, 0, None) == 1.0 == lr_factor(7, 10, 0, "constant")
     with pytest.raises(ConfigError, match="schedule must be one of"):

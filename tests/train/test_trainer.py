@@ -169,6 +169,60 @@ def test_bad_training_data_is_refused(bad, message):
         vaekit.fit(tiny_model(), bad, epochs=1, quiet=True)
 
 
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(patience=0), "patience must be an integer ≥ 1"),
+        (dict(patience=-1), "patience must be an integer ≥ 1"),
+        (dict(patience="3"), "patience must be an integer ≥ 1"),
+        (dict(patience=1.5), "patience must be an integer ≥ 1"),
+        (dict(patience=2, val=None), "pass val, or drop patience"),
+        (dict(epochs=None), "epochs must be a positive integer"),
+        (dict(epochs=float("inf")), "epochs must be a positive integer"),
+        (dict(batch_size=float("nan")), "batch_size must be a positive integer"),
+        (dict(lr=float("inf")), "lr must be a finite number > 0"),
+        (dict(lr="1e-3"), "lr must be a finite number > 0"),
+        (dict(weight_decay=-1.0), "weight_decay must be a finite number ≥ 0"),
+        (dict(seed=1.5), "seed must be an integer"),
+    ],
+)
+def test_bad_arguments_are_one_config_error_before_anything_is_written(tmp_path, bad, message):
+    """Each bad argument is a one-line ConfigError naming it and what it takes, and the run folder is not created
+    (patience=0 used to stop every run after one epoch, patience="3" to fail with a TypeError after writing
+    metrics.jsonl, lr=inf to write it before a NonFiniteLossError, and the others to raise torch's TypeErrors)."""
+    from vaekit.errors import ConfigError
+
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    settings = {"val": x[:8], "epochs": 2, **bad}
+    with pytest.raises(ConfigError, match=message) as error:
+        vaekit.fit(tiny_model(), x, batch_size=settings.pop("batch_size", 16), quiet=True, out_dir=tmp_path / "run", **settings)
+    assert len(str(error.value).splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_whole_number_floats_and_numpy_integers_are_accepted_as_counts():
+    """epochs=2.0, batch_size=np.int64(16), seed=np.int64(3) train as 2, 16 and 3 (they passed the old check and then
+    failed in range() and torch.manual_seed)."""
+    import numpy as np
+
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = vaekit.fit(tiny_model(), x, epochs=2.0, batch_size=np.int64(16), seed=np.int64(3), quiet=True)
+    b = vaekit.fit(tiny_model(), x, epochs=2, batch_size=16, seed=3, quiet=True)
+    assert len(a.history) == 2 and all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def test_fewer_training_examples_than_processes_is_a_config_error(monkeypatch, tmp_path):
+    """3 examples for 4 processes leave each an empty shard: a one-line ConfigError saying so before anything is
+    written (it was a ZeroDivisionError); the process group is a stand-in, no processes are started."""
+    import vaekit.train.trainer as trainer
+    from vaekit.errors import ConfigError
+    from vaekit.train.distributed import ProcessGroup
+
+    monkeypatch.setattr(trainer, "process_group_from_env", lambda device: ProcessGroup(rank=0, world_size=4))
+    with pytest.raises(ConfigError, match="3 examples, fewer than the 4 training processes"):
+        vaekit.fit(tiny_model(), torch.rand(3, 1, 8, 8), epochs=1, quiet=True, out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     script = textwrap.dedent(
         f"""

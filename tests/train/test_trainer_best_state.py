@@ -131,3 +131,13 @@ def test_without_validation_the_last_epoch_is_the_model_in_memory_and_on_disk(tm
     assert result.best_epoch == 4
     saved = vaekit.load(tmp_path).state_dict()
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_nan_validation_loss_is_never_the_best_and_any_number_beats_it(monkeypatch):
+    """Validation losses NaN, 3, 2, 1 with patience 2: the best epoch is the 4th (1.0), as a NaN compares as never
+    better and never worse; it used to stay the best forever, stop the run at epoch 3 and hand back its weights."""
+    losses = iter([math.nan, 3.0, 2.0, 1.0])
+    monkeypatch.setattr(trainer, "_validate", lambda *args, **kwargs: {"loss": next(losses)})
+    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    result = vaekit.fit(tiny_model(), x, x[:10], epochs=4, batch_size=10, patience=2, quiet=True)
+    assert (result.best_epoch, result.best_val_loss, result.stopped_early) == (4, 1.0, False)

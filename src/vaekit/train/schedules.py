@@ -76,8 +76,8 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str 
             return (step + 1) / warmup_steps
         return _cosine((step - warmup_steps) / max(total_steps - warmup_steps, 1))
     peak = (warmup_steps or ONECYCLE_WARMUP * total_steps) - 1  # the step at the top, as torch's OneCycleLR counts
-    if step <= peak:
-        return ONECYCLE_START + (1 - ONECYCLE_START) * (1 - _cosine(step / peak))
+    if step <= peak:  # a one-step warm-up (peak 0) is at the top at once, where torch's OneCycleLR divides by zero
+        return ONECYCLE_START + (1 - ONECYCLE_START) * (1 - _cosine(step / peak if peak > 0 else 1.0))
     return ONECYCLE_END + (1 - ONECYCLE_END) * _cosine((step - peak) / max(total_steps - 1 - peak, 1))
 
 

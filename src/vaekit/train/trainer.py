@@ -133,6 +133,16 @@ class BestState:
             self.model.load_state_dict(self.copies)
 
 
+def _is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    """Whether ``value`` is a whole number (an int, or a float such as 3.0; not a bool)."""
+    return _is_finite(value) and int(value) == value
+
+
 def check_grad_clip(grad_clip: Any) -> float | None:
     """``grad_clip`` as a float > 0 (the largest gradient norm kept), None for no clipping, or a ``ConfigError``.
 
@@ -346,7 +356,8 @@ def fit(
         seed: seeds initial shuffling, binarisation and the reparameterisation noise.
         device: "cpu", "cuda", or None for CUDA when available.
         grad_clip: clip the gradient norm to this value, a finite number > 0 (None: off).
-        patience: stop when the validation loss has not improved for this many epochs. The
+        patience: stop when the validation loss has not improved for this many epochs (an integer
+            ≥ 1; it needs ``val``). The
             validation loss is the objective with its schedules (KL warm-up, capacity) at
             their final values, so a rising KL weight does not pass for overfitting; epochs
             of KL warm-up (``warmup_epochs``, or the model's ``warmup_steps`` in epochs) are not
@@ -415,11 +426,21 @@ def fit(
         >>> model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=4)  # doctest: +SKIP
         >>> result = vaekit.fit(model, x_train, x_val, epochs=5, out_dir="runs/demo")  # doctest: +SKIP
     """
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("log_every", log_every, 1)):
-        if int(value) != value or value < low:
-            raise ConfigError(f"{name} must be a positive integer, got {value}")
-    if not lr > 0:
-        raise ConfigError(f"lr must be > 0, got {lr}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("log_every", log_every)):
+        if not _is_integer(value) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not _is_finite(lr) or lr <= 0:
+        raise ConfigError(f"lr must be a finite number > 0 (e.g. 1e-3), got {lr!r}")
+    if not _is_finite(weight_decay) or weight_decay < 0:
+        raise ConfigError(f"weight_decay must be a finite number ≥ 0 (0: none), got {weight_decay!r}")
+    if not _is_integer(seed):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if patience is not None and (not _is_integer(patience) or patience < 1):
+        raise ConfigError(f"patience must be an integer ≥ 1 (epochs without a better validation loss before stopping), or None "
+                          f"for no early stopping; got {patience!r}")
+    if patience is not None and val is None:
+        raise ConfigError("patience stops on the validation loss, and there is no validation set: pass val, or drop patience")
+    epochs, batch_size, log_every, seed = int(epochs), int(batch_size), int(log_every), int(seed)
     grad_clip = check_grad_clip(grad_clip)
     ema = check_ema(ema)
     callbacks = check_callbacks(callbacks)
@@ -463,6 +484,9 @@ def fit(
         train_set = Dataset(static_binarize(train_set.x, seed=seed + 1), train_set.y, name=train_set.name)
     n = len(train_set)
     shard = n // group.world_size  # examples per process per epoch (the same for every process)
+    if shard == 0:
+        raise ConfigError(f"train has {n} examples, fewer than the {group.world_size} training processes; every process needs "
+                          "at least one: give more training data or start fewer processes")
     # what objectives may need to know of the whole training set: its size (β-TC's N) and range (salt-and-pepper)
     model.dataset_size = n
     model.data_range = file_range or data_range(train_set)
@@ -616,7 +640,9 @@ def fit(
                 if epoch + 1 > warmup_done_epoch:
                     plateau.step(monitored)
             # without validation data there is nothing to select on: the last epoch is the model
-            improved = val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
+            # a NaN loss never improves on a number, and any number improves on a NaN
+            improved = (val_set is None or result.best_val_loss is None or monitored < result.best_val_loss
+                        or (math.isnan(result.best_val_loss) and not math.isnan(monitored)))
             if improved:
                 result.best_val_loss, result.best_epoch, bad_epochs = monitored, epoch + 1, 0
             elif epoch + 1 > warmup_done_epoch:
