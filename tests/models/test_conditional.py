@@ -189,3 +189,29 @@ def test_bad_conditioning_is_a_clear_error():
     vector = vaekit.create("conditional_vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,), condition_dim=3)
     with pytest.raises(DataError, match="condition_dim=3"):
         vector.loss(torch.rand(2, 4), torch.zeros(2, 5))
+
+
+def test_sample_takes_one_conditioning_vector_when_n_equals_condition_dim():
+    """sample(n, y=v) with v of size condition_dim = n decodes every draw with v, as for any other n."""
+    model = tiny(num_classes=None, condition_dim=2)
+    condition = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    torch.manual_seed(5)
+    one = model.sample(2, y=condition)
+    torch.manual_seed(5)
+    torch.testing.assert_close(one, model.sample(2, y=condition.expand(2, 2)))
+    scalar_model = tiny(num_classes=None, condition_dim=1)  # with condition_dim 1, n values are still n conditions
+    assert scalar_model.sample(3, y=torch.tensor([0.1, 0.2, 0.3])).shape == (3, 5)
+
+
+def test_fractional_labels_are_refused_not_truncated():
+    """Float labels 1.7 or sample(y=1.5) are a DataError naming the value; whole-valued floats stay labels."""
+    model = tiny()
+    x = torch.rand(2, 5, dtype=torch.float64)
+    with pytest.raises(DataError, match="whole class indices.*1.7"):
+        model.loss(x, torch.tensor([1.7, 2.0]))
+    with pytest.raises(DataError, match="whole class indices.*1.5"):
+        model.sample(3, y=1.5)
+    torch.manual_seed(3)
+    expected = model.loss(x, torch.tensor([1, 2]))["loss"]
+    torch.manual_seed(3)
+    torch.testing.assert_close(model.loss(x, torch.tensor([1.0, 2.0]))["loss"], expected)

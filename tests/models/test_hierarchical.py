@@ -127,6 +127,7 @@ def test_vamp_prior_option_on_variational_presets(tmp_path, name):
     ("auxiliary_vae", {}, "its own prior"),
     ("vae", {"posterior": "iaf"}, "Gaussian posterior"),
     ("vae", {"num_classes": 3}, "unconditional"),
+    ("beta_tc_vae", {}, "factorised"),
 ])
 def test_vamp_prior_is_refused_where_it_cannot_apply(name, options, message):
     with pytest.raises(ConfigError, match=message):
@@ -220,3 +221,10 @@ def test_hvae_num_samples_trains_the_vamp_hvae_on_the_iwae_bound(tmp_path):
         vaekit.create("hvae", (1, 8, 8), num_samples=0, **options)
     with pytest.raises(ConfigError, match="no KL weight to warm up"):
         vaekit.fit(model, x, epochs=1, warmup_epochs=2, quiet=True)
+
+
+def test_hvae_without_hidden_dims_is_a_config_error_naming_the_option():
+    """hidden_dims=() leaves the dense layers between z₁ and z₂ without a width: a ConfigError, not an IndexError."""
+    with pytest.raises(ConfigError, match="hidden_dims"):
+        vaekit.create("hvae", input_shape=(4,), latent_dim=2, top_latent_dim=2, hidden_dims=())
+    assert vaekit.create("hvae", input_shape=(4,), latent_dim=2, top_latent_dim=2, hidden_dims=(8,)).latent_dim == 4

@@ -37,3 +37,22 @@ def test_clamp_from_text_none_and_refusals():
     for bad in [(2, -6), (-100, 0), "a,b", (1,)]:
         with pytest.raises(ConfigError, match="logvar_clamp"):
             vaekit.create("vae", input_shape=(4,), logvar_clamp=bad)
+
+
+def test_auxiliary_and_joint_vae_gaussian_heads_respect_the_clamp():
+    """q(a|x) and p(a|x,z) of auxiliary_vae and the Gaussian part of joint_vae's posterior: variances within exp(-6)..exp(2)."""
+    x = torch.rand(2, 1, 8, 8)
+    variances = []
+    for name in ("auxiliary_vae", "joint_vae"):
+        torch.manual_seed(0)
+        model = vaekit.create(name, input_shape=(1, 8, 8), latent_dim=3, arch="mlp", hidden_dims=(8,), logvar_clamp=(-6, 2))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1e4)  # runaway networks
+            if name == "auxiliary_vae":
+                variances += [model.encode_auxiliary(x).base_dist.scale.pow(2),
+                              model.decode_auxiliary(x, torch.zeros(2, 3)).base_dist.scale.pow(2)]
+            else:
+                variances.append(model.posterior.continuous(model.features(x)).base_dist.scale.pow(2))
+    for v in variances:
+        assert torch.all(v <= math.exp(2) * (1 + 1e-5)) and torch.all(v >= math.exp(-6) * (1 - 1e-5))

@@ -191,9 +191,9 @@ def auxiliary_vae(
     z_head = posterior_build_options(posterior, flow_steps)
     return AuxiliaryLatentVariableModel(
         aux_dim=aux_dim,
-        aux_posterior=DiagonalGaussianPosterior(features, aux_dim),
+        aux_posterior=DiagonalGaussianPosterior(features, aux_dim, logvar_clamp=spec.logvar_clamp),
         aux_encoder=aux_encoder,
-        aux_likelihood=nn.Sequential(a_body, DiagonalGaussianPosterior(a_body.out_features, aux_dim)),
+        aux_likelihood=nn.Sequential(a_body, DiagonalGaussianPosterior(a_body.out_features, aux_dim, logvar_clamp=spec.logvar_clamp)),
         input_shape=spec.input_shape,
         latent_dim=spec.latent_dim,
         encoder=encoder,

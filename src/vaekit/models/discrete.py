@@ -230,7 +230,13 @@ def joint_vae(
     d = spec.latent_dim
     schedule = TemperatureSchedule(temperature, min_temperature, anneal_rate)
     objective = ELBO([JointCapacity(capacity, discrete_capacity, capacity_steps, gamma)], beta=0.0)
+
+    def posterior(features: int) -> GaussianCategoricalPosterior:
+        head = GaussianCategoricalPosterior(features, d, n, k, straight_through)
+        head.continuous.logvar_clamp = spec.logvar_clamp  # the shared option, as every Gaussian head takes it
+        return head
+
     return _build(
-        spec, objective, lambda features: GaussianCategoricalPosterior(features, d, n, k, straight_through),
+        spec, objective, posterior,
         ProductPrior(StandardNormalPrior(d), UniformCategoricalPrior(n, k)), schedule, (n, k), continuous_dim=d,
     )

@@ -142,6 +142,9 @@ def hvae(spec: ModelSpec, *, top_latent_dim: int = 16, warmup_steps: int = 0, nu
                           "(or train with num_samples=1 first and continue on the IWAE bound)")
     if spec.condition_size:
         raise ConfigError("hvae is unconditional; drop num_classes/condition_dim (conditional_vae takes labels)")
+    if not spec.hidden_dims:
+        raise ConfigError("hvae needs at least one hidden_dims entry: its dense layers between z₁ and z₂ have width hidden_dims[-1]; "
+                          "give e.g. hidden_dims=(300,) (--hidden-dims 300)")
     d1, d2, width, gated = spec.latent_dim, top_latent_dim, spec.hidden_dims[-1], spec.arch == "gated_mlp"
     encoder = spec.encoder()
     features = encoder.out_features

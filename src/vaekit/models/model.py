@@ -94,6 +94,9 @@ class LatentVariableModel(nn.Module):
         if self.num_classes:
             if y.dim() != 1:
                 raise DataError(f"labels must be a vector of {batch} class indices, got shape {tuple(y.shape)}")
+            if y.is_floating_point() and not bool((y == y.round()).all()):
+                raise DataError(f"labels must be whole class indices 0..{self.num_classes - 1}, got fractional values such as "
+                                f"{y[y != y.round()][0].item():g}; round them or pass integer labels")
             try:
                 return F.one_hot(y.long(), self.num_classes).to(self._dtype)
             except RuntimeError:
@@ -212,8 +215,8 @@ class LatentVariableModel(nn.Module):
             y = torch.as_tensor(y, device=self.device)
             if self.num_classes is not None and y.dim() == 0:  # one label for all n
                 y = y.expand(n)
-            elif self.num_classes is None and y.dim() == 1 and y.shape[0] != n:  # one conditioning vector for all n
-                y = y.expand(n, -1)
+            elif self.num_classes is None and y.dim() == 1 and (y.shape[0] != n or self.condition_dim != 1):
+                y = y.expand(n, -1)  # one conditioning vector for all n (n values are n vectors only when condition_dim is 1)
         z = self.prior().sample((n,))
         px = self.decode(z, y)
         return px.mean if mean else px.sample()

@@ -159,7 +159,10 @@ class ModelSpec:
             check_decoder(self.custom_decoder, in_features, self.input_shape, self.likelihood, num_parameters)
             return CustomBody(self.custom_decoder, num_parameters * self.num_inputs)
         if self.arch == "conv":
-            return ConvDecoder(in_features, self.input_shape, num_parameters * self.input_shape[0], self.channels)
+            try:  # reached without the encoder's check when the encoder is custom
+                return ConvDecoder(in_features, self.input_shape, num_parameters * self.input_shape[0], self.channels)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         if self.arch == "gated_mlp":
             return GatedMLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))
         return MLPDecoder(in_features, num_parameters * self.num_inputs, tuple(reversed(self.hidden_dims)))

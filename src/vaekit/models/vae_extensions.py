@@ -101,7 +101,8 @@ def beta_tc_vae(
     terms carry offsets of order log N that cancel in their sum; "mss" reports values near
     the true MI, TC and dimension-wise KL.
     Needs a Gaussian posterior ("diagonal" or "full_covariance": the estimators evaluate
-    q(z_i | x_j) for every pair in the batch, which a flow cannot do cheaply). Terms: ``loss``,
+    q(z_i | x_j) for every pair in the batch, which a flow cannot do cheaply) and the N(0, I)
+    prior (``prior="vamp"`` is refused: the dimension-wise KL needs a factorised p(z)). Terms: ``loss``,
     ``reconstruction``, ``kl`` (analytic, unweighted), ``elbo``, ``mi``, ``tc``, ``dimension_kl``.
 
     References:
@@ -117,6 +118,9 @@ def beta_tc_vae(
     """
     if posterior in FLOW_POSTERIORS:
         raise ConfigError(f'beta_tc_vae needs a Gaussian posterior ("diagonal" or "full_covariance"), got {posterior!r}')
+    if spec.prior != "standard":
+        raise ConfigError(f'beta_tc_vae needs prior="standard": its dimension-wise KL compares each q(z_d) with a factorised '
+                          f'N(0, 1) prior, which prior={spec.prior!r} (a mixture) is not')
     penalty = TotalCorrelationPenalty(alpha=alpha, beta=beta, gamma=gamma, dataset_size=dataset_size, sampling=sampling)
     return spec.build(ELBO([penalty], beta=0.0), **posterior_build_options(posterior, DEFAULT_FLOW_STEPS))
 

@@ -105,6 +105,7 @@ class ConvDecoder(nn.Module):
     stride-2 transposed convolutions back to ``out_channels`` × H × W.
 
     ``output_padding`` is chosen per layer so odd sizes come back exactly (7 -> 3 -> 7).
+    Like the encoder, it refuses an image that ``channels`` would shrink below 1×1.
 
     Example:
         >>> ConvDecoder(16, (1, 28, 28), 1, (32, 64))(torch.zeros(2, 16)).shape
@@ -116,6 +117,8 @@ class ConvDecoder(nn.Module):
         _, h, w = input_shape
         heights = conv_output_sizes(h, len(channels))
         widths = conv_output_sizes(w, len(channels))
+        if min(heights[-1], widths[-1]) < 1:
+            raise ValueError(f"{len(channels)} stride-2 convolutions shrink a {h}×{w} image below 1×1; use fewer channels entries")
         self.start = (channels[-1], heights[-1], widths[-1])
         self.project = nn.Sequential(nn.Linear(in_features, math.prod(self.start)), nn.ReLU())
         layers: list[nn.Module] = []

@@ -61,6 +61,7 @@ class ConvGridDecoder(nn.Module):
     then stride-2 transposed convolutions back to ``out_channels`` × H × W.
 
     ``output_padding`` is chosen per layer so odd sizes come back exactly (7 -> 3 -> 7).
+    Like the encoder, it refuses an image that ``channels`` would shrink below 1×1.
 
     Arguments:
         in_channels: D, the size of the vector at each grid position.
@@ -77,6 +78,8 @@ class ConvGridDecoder(nn.Module):
         super().__init__()
         _, h, w = input_shape
         heights, widths = conv_output_sizes(h, len(channels)), conv_output_sizes(w, len(channels))
+        if min(heights[-1], widths[-1]) < 1:
+            raise ValueError(f"{len(channels)} stride-2 convolutions shrink a {h}×{w} image below 1×1; use fewer channels entries")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[-1], 3, padding=1), nn.ReLU()]
         outs = [out_channels, *channels[:-1]]  # layer i maps channels[i] -> outs[i]
         for i in reversed(range(len(channels))):
