@@ -241,9 +241,13 @@ def _run_settings(run: str) -> dict[str, Any]:
     settings = dict(TRAIN_DEFAULTS)
     if path.exists():
         try:
-            settings.update(yaml.safe_load(path.read_text()) or {})
+            saved = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError:
-            raise CheckpointError(f"{path} is damaged (not YAML)") from None
+            raise CheckpointError(f"{path} is damaged (not YAML) — restore it, or delete it and give the run's data with --data") from None
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{path} is damaged (not a mapping of setting: value) — restore it, or delete it and give the "
+                                  "run's data with --data")
+        settings.update(saved)
     return settings
 
 

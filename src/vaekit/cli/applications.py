@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from vaekit.cli._common import _binarized, _count, _has_test_split, _int_list, _load_data, _positive_int, _run_settings
+from vaekit.cli._common import _binarized, _count, _has_test_split, _int_list, _load_data, _positive_int, _run_settings, check_out_dir
 
 __all__ = ["add_commands"]
 
@@ -34,7 +34,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binarize", choices=["none", "static"], help="binarise the data once (default: as the run was trained)")
     p.add_argument("--limit", type=_positive_int, help="evaluate on at most N examples")
     p.add_argument("--fit-limit", type=_positive_int, help="fit on at most N examples")
-    p.add_argument("--eval-fraction", type=float, default=0.3, help="held-out share for data without a test split (default 0.3)")
+    p.add_argument("--eval-fraction", type=float, help="held-out share for data without a test split (default 0.3)")
     p.add_argument("--batch-size", type=_positive_int, default=500)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", help="folder for PNGs and results (default RUN/<command>)")
@@ -43,8 +43,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load_run(args: argparse.Namespace):
+    """The run's model, once ``--eval-fraction`` and ``--out`` are checked (nothing is written before)."""
     import vaekit
+    from vaekit.errors import ConfigError
 
+    if args.eval_fraction is not None and not 0 < args.eval_fraction < 1:
+        raise ConfigError(f"--eval-fraction must lie in (0, 1), got {args.eval_fraction}")
+    if args.out is not None:
+        check_out_dir(args.out)
     return vaekit.load(args.run, device=args.device)
 
 
@@ -58,13 +64,15 @@ def _splits(args: argparse.Namespace):
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
     if _has_test_split(settings["data"]):
+        if args.eval_fraction is not None:
+            raise ConfigError(f"--eval-fraction splits data without a test split, and {settings['data']} has one (fit on train, "
+                              "evaluate on test); drop --eval-fraction")
         fit, ev = _load_data(settings, "train"), _load_data(settings, "test")
         where = f"{settings['data']}: fit on train, evaluate on test"
     else:
-        if not 0 < args.eval_fraction < 1:
-            raise ConfigError(f"--eval-fraction must lie in (0, 1), got {args.eval_fraction}")
-        fit, ev = train_val_split(_load_data(settings, "train"), args.eval_fraction, seed=args.seed)
-        where = f"{settings['data']}: random split, {args.eval_fraction:g} held out for evaluation"
+        fraction = 0.3 if args.eval_fraction is None else args.eval_fraction
+        fit, ev = train_val_split(_load_data(settings, "train"), fraction, seed=args.seed)
+        where = f"{settings['data']}: random split, {fraction:g} held out for evaluation"
     binarize = args.binarize or settings.get("binarize", "none")
     fit = Dataset(_binarized(fit.x, {"binarize": binarize}, seed=1), fit.y, name=fit.name)
     ev = Dataset(_binarized(ev.x, {"binarize": binarize}, seed=0), ev.y, name=ev.name)
@@ -119,10 +127,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     bits = None if args.bits == 0 else args.bits
     if bits is not None and not 1 <= bits <= 32:
         raise ConfigError(f"--bits must be in 1..32 (0 for float32 codes), got {args.bits}")
-    out = _out_dir(args, "compress")
     report = compare_with_pca(model, fit.x, ev.x, bits=bits, dims=args.dims, batch_size=args.batch_size)
     compressor = Compressor(model, bits=bits, batch_size=args.batch_size).fit(fit.x)
     codes = compressor.transform(ev.x)
+    out = _out_dir(args, "compress")  # once every argument has been used: a refused one leaves no folder
     np.save(out / "codes.npy", codes.numpy())
     d = report["latent_dim"]
     dims = sorted(report["pca_curve"])
@@ -167,8 +175,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     fit, ev = _limit(fit, args.fit_limit), _limit(ev, args.limit)
     _need_labels(fit, "classify")
     _need_labels(ev, "classify")
-    out = _out_dir(args, "classify")
     report = compare_latent_classification(model, fit.x, fit.y, ev.x, ev.y, k=args.k, batch_size=args.batch_size)
+    out = _out_dir(args, "classify")  # once every argument has been used: a refused one leaves no folder
     acc = report["accuracy"]
     d = report["latent_dim"]
     names = {"latent": f"{model.config.get('model')} codes ({d})", "raw": "raw inputs", "pca": f"PCA codes ({report['pca_components']})"}
@@ -211,6 +219,11 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
     from vaekit.apps import AnomalyDetector
     from vaekit.viz import plot_roc, plot_score_histograms, save_image_grid
 
+    from vaekit.errors import ConfigError
+
+    if args.num_samples is not None and args.score == "reconstruction":
+        raise ConfigError("--num-samples sets the samples of --score elbo or log_likelihood, and the reconstruction score "
+                          "draws none; drop --num-samples or choose --score elbo")
     model = _load_run(args)
     fit, ev, where = _splits(args)
     _need_labels(fit, "anomaly")

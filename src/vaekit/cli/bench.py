@@ -45,7 +45,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from vaekit.bench import make_plan, run_suite
+    from vaekit.bench.suites import SUITES
+    from vaekit.errors import ConfigError
 
+    spec = SUITES.get(args.suite)  # an unknown suite is make_plan's to name
+    if spec is not None and args.nll_samples is not None and args.suite != "fashion-mnist":
+        raise ConfigError(f"--nll-samples sets K of log p(x) in the fashion-mnist suite; suite {args.suite} reports none, drop it")
+    if spec is not None and args.data_dir is not None and not spec.needs_fashion_mnist:
+        raise ConfigError(f"--data-dir is where Fashion-MNIST is, and suite {args.suite} does not read it; drop --data-dir")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.out is not None:

@@ -67,6 +67,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model = load_run_model(args.run)  # vaekit.load, refusing a run without a decoder (a feature classifier)
     tabular = len(model.input_shape) == 1
     output = check_output_file(args.output, "-o", (".png", ".csv") if tabular else (".png",))
+    data_flags = [flag for flag, value in (("--data", args.data), ("--data-dir", args.data_dir), ("--binarize", args.binarize),
+                                           ("--limit", args.limit)) if value is not None]
+    if data_flags and not (tabular and output.suffix.lower() == ".png"):  # only the marginals PNG of vector data reads data
+        drawn = "a CSV table" if tabular else "an image grid"
+        raise ConfigError(f"{data_flags[0]} picks the data the marginals PNG of vector data is drawn against, and this command "
+                          f"writes {drawn} of samples from the model alone; drop {', '.join(data_flags)}")
     if args.label is not None and not model.num_classes:
         kind = "conditioned on vectors" if model.conditional else "not conditional"
         raise ConfigError(f"--label picks a class of a model trained on labels, and this model is {kind}; drop --label")

@@ -81,8 +81,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     train_settings = _classifier_settings(args)
     if not 0 <= train_settings["val_fraction"] < 1:
         raise ConfigError(f"--val-fraction must lie in [0, 1) (0: no validation set), got {train_settings['val_fraction']}")
-    if not train_settings["lr"] > 0:
-        raise ConfigError(f"--lr must be > 0, got {train_settings['lr']}")
+    if not 0 < train_settings["lr"] < float("inf"):
+        raise ConfigError(f"--lr must be a finite number > 0, got {train_settings['lr']}")
     settings = {"data": args.data, "data_dir": args.data_dir, "label_column": args.label_column, "image_size": args.image_size}
     data = _load_data(settings, "train")
     if data.y is None or data.num_classes is None:

@@ -23,6 +23,9 @@ METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAP_POINTS = 2000
 """Examples a latent map shows by default (t-SNE's time grows faster than linearly with them)."""
 
+MANIFOLD_GRID = 15
+"""Points per side of the decoded manifold of a 2-D latent space, by default."""
+
 
 def _positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
@@ -95,6 +98,14 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
     output = check_output_file(args.output or run / "latent_map.png", "-o")
     manifold_output = check_output_file(args.manifold or run / "manifold.png", "--manifold")
     model, data, x, source = _load(args)
+    manifold_flags = [flag for flag, value in (("--manifold", args.manifold), ("--grid", args.grid), ("--range", args.range))
+                      if value is not None]
+    if manifold_flags and int(model.latent_dim) != 2:
+        from vaekit.errors import ConfigError
+
+        raise ConfigError(f"{manifold_flags[0]} sets the decoded manifold of a 2-D latent space, and the model in {args.run} has "
+                          f"latent_dim {model.latent_dim}; drop {', '.join(manifold_flags)}")
+    grid_size = MANIFOLD_GRID if args.grid is None else args.grid
     n = min(args.n, x.shape[0])
     labels = _class_labels(data)
     if labels is None:
@@ -109,7 +120,7 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
         problem = manifold_problem(model)
         if problem is None:
             r = args.range if args.range is not None else manifold_range(model, codes)
-            grid = manifold_grid(model, n=args.grid, range=r)
+            grid = manifold_grid(model, n=grid_size, range=r)
         else:
             _say(args, f"vaekit latent-map: note: no manifold picture: {problem}")
     name = model.config.get("model", "model")
@@ -118,7 +129,7 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
     print(plot_latent_map(points, None if labels is None else labels[:n], output, title, class_names=data.classes,
                           axis_names=map_axis_names(args.method, codes.shape[1])))
     if grid is not None:  # computed before anything was written
-        print(save_image_grid(grid, manifold_output, nrow=args.grid, input_shape=tuple(model.input_shape)))
+        print(save_image_grid(grid, manifold_output, nrow=grid_size, input_shape=tuple(model.input_shape)))
     return 0
 
 
@@ -167,7 +178,7 @@ def add_commands(sub: Any) -> dict[str, Callable[..., int]]:
     p.add_argument("-n", type=_positive_int, default=MAP_POINTS, help=f"map the first N examples (default {MAP_POINTS})")
     p.add_argument("-o", "--output", help="PNG of the map (default RUN/latent_map.png)")
     p.add_argument("--manifold", help="PNG of the decoded manifold of a 2-D latent space (default RUN/manifold.png)")
-    p.add_argument("--grid", type=_int_at_least_two, default=15, help="manifold grid points per side (default 15)")
+    p.add_argument("--grid", type=_int_at_least_two, help=f"manifold grid points per side (default {MANIFOLD_GRID})")
     p.add_argument("--range", type=_positive_float,
                    help="manifold grid over [-r, r]^2 (default 3 with a prior, else the codes' extent)")
 

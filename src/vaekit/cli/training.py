@@ -290,6 +290,8 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     from vaekit.train.checkpoint import CHECKPOINT_FILE
     from vaekit.train.distributed import is_main_process
 
+    if args.resume and args.fresh:
+        raise ConfigError("--resume continues the run in --out and --fresh starts it over; give one of them")
     name, settings, options = train_settings(args, extras)
     main = is_main_process()  # under torchrun rank 0 alone writes, evaluates and prints
     if not main:
@@ -335,6 +337,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
     resolved = {"model": name, **settings, "options": model.config["options"], "out": str(out)}
     created = not out.exists()
     previous_state = state_file.read_bytes() if state_file.exists() else None
+    previous_checkpoint = _file_version(out / CHECKPOINT_FILE)
     out.mkdir(parents=True, exist_ok=True)
     if main:
         atomic_write_text(state_file, yaml.safe_dump(resolved, sort_keys=False))
@@ -359,7 +362,7 @@ def cmd_train(args: argparse.Namespace, extras: Sequence[str]) -> int:
             callbacks=callbacks,
         )
     except BaseException:
-        if not (out / CHECKPOINT_FILE).exists():  # nothing trained: leave the folder as it was
+        if _file_version(out / CHECKPOINT_FILE) == previous_checkpoint:  # nothing trained: leave the folder as it was
             if main:
                 _restore(state_file, previous_state, out if created else None)
         raise
@@ -462,6 +465,15 @@ def _check_resume(out: Path, model: Any, settings: dict[str, Any]) -> None:
     elif epochs == done:
         _say(settings, f"{out} has already trained {done} of {epochs} epochs: nothing to train; writing its report again "
                        f"(give --epochs above {done} to continue)")
+
+
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of ``path``, None when it does not exist: a checkpoint saved since (atomically, a new file) differs."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _restore(state_file: Path, previous: bytes | None, created_dir: Path | None) -> None:
