@@ -112,3 +112,12 @@ def test_train_classifier_refuses_an_infinite_learning_rate(tmp_path, capsys):
     """--lr inf is refused before training, not after an epoch of non-finite losses."""
     err = refused(capsys, "train-classifier", "--data", "digits", "--lr", "inf", "--out", str(tmp_path / "c"))
     assert "--lr must be a finite number > 0" in err and not (tmp_path / "c").exists()
+
+
+def test_data_dir_is_refused_for_data_that_does_not_read_it(trained, tmp_path, capsys):
+    """--data-dir locates Fashion-MNIST only: with the digits (training, or evaluating a run) it is named, not ignored."""
+    err = refused(capsys, "train", "vae", *TINY, "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert "--data-dir" in err and "'digits' does not read it" in err
+    assert not (tmp_path / "r").exists()
+    err = refused(capsys, "eval", str(trained), "--data-dir", str(tmp_path), "--limit", "5", "--nll-samples", "0")
+    assert "--data-dir" in err

@@ -269,3 +269,15 @@ def test_has_test_split_is_false_for_a_broken_or_misnamed_npz_and_load_dataset_s
         with pytest.raises(DataError, match="npz"):
             load_dataset(tmp_path / name)
     assert load_dataset(tmp_path / "single.npz").x.shape == (3, 2)
+
+
+def test_load_dataset_refuses_a_data_dir_it_would_not_read(tmp_path):
+    """data_dir locates the Fashion-MNIST IDX files; for the digits, an array or a CSV it is refused, not ignored."""
+    from vaekit.data import load_dataset
+    from vaekit.errors import ConfigError
+
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), dtype=np.float32))
+    for source in ("digits", tmp_path / "x.npy"):
+        with pytest.raises(ConfigError, match="data_dir .*does not read it"):
+            load_dataset(source, data_dir=tmp_path)
+    assert load_dataset(tmp_path / "x.npy").x.shape == (4, 3)

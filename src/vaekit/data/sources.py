@@ -17,7 +17,7 @@ from vaekit.data.fashion_mnist import has_fashion_mnist, load_fashion_mnist
 from vaekit.data.image_folder import load_image_folder
 from vaekit.data.sprites import is_sprites_source, load_sprites, parse_sprites_source
 from vaekit.data.tables import load_csv
-from vaekit.errors import DataError
+from vaekit.errors import ConfigError, DataError
 
 __all__ = ["load_dataset", "has_test_split", "DATASET_NAMES", "FILE_SUFFIXES"]
 
@@ -54,7 +54,7 @@ def load_dataset(
         split: ``"train"``, ``"test"`` or ``"all"``. Built-in datasets and two-split
             ``.npz`` archives have a test split; a single array, a CSV file or an image
             folder is one set, returned for ``"train"``/``"all"`` and refused for ``"test"``.
-        data_dir: where Fashion-MNIST lives (see :func:`load_fashion_mnist`).
+        data_dir: where Fashion-MNIST lives (see :func:`load_fashion_mnist`); refused for any other source.
         label_column: the CSV column holding class labels.
         image_size: ``(H, W)`` to resize an image folder's images to.
 
@@ -62,9 +62,12 @@ def load_dataset(
         >>> load_dataset("digits", split="test").x.shape
         torch.Size([360, 1, 8, 8])
     """
-    if isinstance(source, str) and source.strip().lower() in DATASET_NAMES:
-        name = DATASET_NAMES[source.strip().lower()]
-        if name == "fashion-mnist":
+    named = DATASET_NAMES.get(source.strip().lower()) if isinstance(source, str) else None
+    if data_dir is not None and named != "fashion-mnist":  # no option is silently ignored
+        raise ConfigError(f"data_dir (--data-dir) is the folder of the Fashion-MNIST IDX files, and {str(source)!r} does not read it; "
+                          "drop it (a folder of IDX files can also be given as the data itself)")
+    if named is not None:
+        if named == "fashion-mnist":
             return load_fashion_mnist(split, data_dir)
         return load_digits(split)
     if is_sprites_source(source):
