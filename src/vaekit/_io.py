@@ -97,15 +97,14 @@ def read_checked_tensors(path: str | os.PathLike, fix: str) -> dict[str, torch.T
     safetensors parses without running code, the digest catches damage inside the tensor data.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} is missing — {fix}")
-    try:
-        tensors = load_file(str(path))
+    try:  # tensors and digest from ONE opening: a save replacing the file meanwhile cannot mix two versions
         with safe_open(str(path), framework="pt") as f:
             expected = (f.metadata() or {}).get("sha256")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or tampered with — {fix}") from None
     check_tensors_sha256(path, expected, tensors, fix)

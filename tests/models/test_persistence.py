@@ -74,10 +74,15 @@ def test_damage_inside_the_tensor_data_is_caught(tmp_path):
 
 
 def test_non_finite_weights_are_refused(tmp_path):
-    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
-    with torch.no_grad():
-        next(model.parameters())[0, 0] = float("nan")
-    model.save(tmp_path)  # the digest matches: the file is intact, its contents are not usable
+    from safetensors.torch import load_file, save_file
+
+    from vaekit._io import tensors_sha256
+
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    path = tmp_path / "model.safetensors"
+    tensors = load_file(str(path))
+    next(iter(tensors.values())).view(-1)[0] = float("nan")
+    save_file(tensors, str(path), metadata={"sha256": tensors_sha256(tensors)})  # intact file, unusable contents
     with pytest.raises(CheckpointError, match="non-finite values"):
         vaekit.load(tmp_path)
 
@@ -109,3 +114,73 @@ def test_weights_without_a_digest_load_with_a_warning(tmp_path):
         loaded = vaekit.load(tmp_path)
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_saving_non_finite_weights_is_refused_and_keeps_the_previous_model(tmp_path):
+    """Save writes nothing that load would refuse, so the last good model survives."""
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    model.save(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "config.json")}
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("inf")
+    with pytest.raises(CheckpointError, match=r"non-finite values.*nothing was written"):
+        model.save(tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    vaekit.load(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_model_saved_in_another_float_dtype_loads_bit_identical(tmp_path, dtype):
+    """Weights are not silently cast to float32 on load."""
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).to(dtype)
+    model.save(tmp_path)
+    loaded = vaekit.load(tmp_path)
+    for name, value in model.state_dict().items():
+        assert loaded.state_dict()[name].dtype == value.dtype, name
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_a_tensor_of_a_non_float_dtype_in_place_of_a_float_one_is_refused(tmp_path):
+    """An integer tensor where the model has floats is another model's file, not a cast."""
+    from safetensors.torch import load_file, save_file
+
+    from vaekit._io import tensors_sha256
+
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    path = tmp_path / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(iter(tensors))
+    tensors[name] = (tensors[name] * 100).to(torch.int64)
+    save_file(tensors, str(path), metadata={"sha256": tensors_sha256(tensors)})
+    with pytest.raises(CheckpointError, match=rf"{name}.*torch.int64 in the file but torch.float32 in the model"):
+        vaekit.load(tmp_path)
+
+
+def test_a_config_torch_cannot_build_gives_a_one_line_error(tmp_path):
+    """No C++ backtrace from torch in the message."""
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "latent_dim": 10**30}))
+    with pytest.raises(CheckpointError, match="cannot build") as caught:
+        vaekit.load(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_weights_replaced_while_being_read_are_not_mistaken_for_damage(tmp_path, monkeypatch):
+    """Tensors and digest come from one opening of the file, so a concurrent save cannot mix two versions."""
+    import safetensors
+
+    vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,)).save(tmp_path)
+    torch.manual_seed(1)
+    newer = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    real_safe_open = safetensors.safe_open
+
+    def save_meanwhile_then_open(*args, **kwargs):  # a training run saves just as the file is (re)opened
+        newer.save(tmp_path)
+        return real_safe_open(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors, "safe_open", save_meanwhile_then_open)
+    loaded = vaekit.load(tmp_path)
+    for name, value in newer.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name

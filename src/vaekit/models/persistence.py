@@ -27,13 +27,22 @@ def state_tensors(model: LatentVariableModel) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically."""
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
+
+    A model whose weights hold NaN or inf is refused (loading refuses such files), leaving the
+    files already in ``directory`` as they were.
+    """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"cannot save the model to {directory}: it is a file, and a saved model is a folder "
                           "(config.json + model.safetensors); give a folder path")
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = state_tensors(model)
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"cannot save the model to {directory}: its weights hold non-finite values (in {broken[0]}), "
+                              "and such a model could not be loaded again; nothing was written — retrain it, or "
+                              "restore its last good state before saving")
+    directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"vaekit_version": __version__, "sha256": tensors_sha256(tensors)})
     config = {**model.config, "vaekit_version": __version__}
@@ -59,7 +68,11 @@ def read_config(directory: str | Path) -> dict:
 
 
 def load_weights(model: LatentVariableModel, path: str | Path) -> None:
-    """Load safetensors weights into ``model``, refusing damaged or mismatched files."""
+    """Load safetensors weights into ``model``, refusing damaged or mismatched files.
+
+    A floating tensor keeps the dtype it has in the file (a model saved in float64 or with
+    bfloat16 buffers loads bit-identical); any other dtype difference is refused.
+    """
     path = Path(path)
     tensors = read_checked_tensors(path, "retrain or restore it")
     mismatch = first_mismatch(model.state_dict(), tensors)
@@ -68,6 +81,18 @@ def load_weights(model: LatentVariableModel, path: str | Path) -> None:
         given = ", ".join(f"{part}={custom.get(f'{part}_class', 'module')}" for part in PARTS if custom.get(part))
         raise CheckpointError(f"{path} does not fit the modules given to vaekit.load ({given}): {mismatch}; build them as they "
                               "were when the model was saved")
+    recast = []  # (model tensor, the file's dtype), applied only once the whole file is known to fit
+    for name, value in [*model.named_parameters(), *model.named_buffers()]:
+        saved = tensors.get(name)
+        if saved is None or saved.dtype == value.dtype or tuple(saved.shape) != tuple(value.shape):
+            continue
+        if not (saved.is_floating_point() and value.is_floating_point()):
+            raise CheckpointError(f"{path} does not match the model in config.json (tensor {name!r} is {saved.dtype} in the "
+                                  f"file but {value.dtype} in the model); the files come from different runs")
+        recast.append((value, saved.dtype))
+    if mismatch is None:
+        for value, dtype in recast:
+            value.data = value.data.to(dtype)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -109,7 +134,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu", **over
     try:
         model = create(config["model"], input_shape=tuple(config["input_shape"]), **common, **options)
     except (ConfigError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this vaekit cannot build: {e}") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__  # torch's errors may carry a C++ backtrace
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this vaekit cannot build: {reason}") from None
     load_weights(model, Path(directory) / WEIGHTS_FILE)
     load_attached = getattr(model, "load_attached", None)  # parts fitted after training (a VQ-VAE's code prior)
     if load_attached is not None:

@@ -61,9 +61,12 @@ def read_trainer_state(path: str | Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        return json.loads(metadata["trainer"])
+        state = json.loads(metadata["trainer"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); it is truncated or tampered with — delete it to start over") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} has damaged metadata (its trainer state is not a JSON object) — delete it to start over")
+    return state
 
 
 def check_resumable(path: str | Path, model: Any, fix: str = "start over with resume=False, or choose another out_dir") -> dict[str, Any]:
@@ -135,8 +138,11 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     try:
         trainer_state = json.loads(metadata["trainer"])
         opt_meta = json.loads(metadata["optimizer"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {path} has damaged metadata ({e})") from None
+        if not (isinstance(trainer_state, dict) and isinstance(opt_meta, dict) and isinstance(opt_meta.get("scalars"), dict)
+                and isinstance(opt_meta.get("param_groups"), list)):
+            raise ValueError("its trainer or optimiser state is not what vaekit writes")
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has damaged metadata ({e}) — delete it to start over") from None
     device = next(model.parameters()).device
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -148,17 +154,21 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
             average.reset()
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]})") from None
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
-    for key, value in opt_meta["scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.generator"])
+    try:  # the metadata is outside the digest, and a file without one may lack entries or hold them in another form
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
+        for key, value in opt_meta["scalars"].items():
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        generator.set_state(tensors["rng.generator"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} holds a damaged optimiser or RNG state ({type(e).__name__}: "
+                              f"{(str(e) or repr(e)).splitlines()[0]}) — delete it to start over") from None
     if torch.cuda.is_available():
         cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
         if len(cuda_states) == torch.cuda.device_count():
