@@ -184,3 +184,14 @@ def test_weights_replaced_while_being_read_are_not_mistaken_for_damage(tmp_path,
     loaded = vaekit.load(tmp_path)
     for name, value in newer.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_a_path_starting_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """model.save("~/x") and vaekit.load("~/x") use $HOME/x, not a folder named "~" in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    model.save("~/runs/x")
+    assert (tmp_path / "home" / "runs" / "x" / "config.json").is_file() and not (tmp_path / "~").exists()
+    for a, b in zip(model.state_dict().values(), vaekit.load("~/runs/x").state_dict().values()):
+        assert torch.equal(a, b)

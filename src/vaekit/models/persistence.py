@@ -32,7 +32,7 @@ def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
     A model whose weights hold NaN or inf is refused (loading refuses such files), leaving the
     files already in ``directory`` as they were.
     """
-    directory = Path(directory)
+    directory = Path(directory).expanduser()  # "~/runs/vae" is the home folder's, as the data loaders read it
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"cannot save the model to {directory}: it is a file, and a saved model is a folder "
                           "(config.json + model.safetensors); give a folder path")
@@ -55,7 +55,7 @@ def save_model(model: LatentVariableModel, directory: str | Path) -> Path:
 
 def read_config(directory: str | Path) -> dict:
     """The JSON config of a saved model, with a clear error when it is missing or damaged."""
-    path = Path(directory) / CONFIG_FILE
+    path = Path(directory).expanduser() / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"no saved model in {directory}: {CONFIG_FILE} is missing (train one with `vaekit train` or model.save(dir))")
     try:
@@ -125,6 +125,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu", **over
     """
     from vaekit.models.registry import create
 
+    directory = Path(directory).expanduser()
     config = read_config(directory)
     if not isinstance(config.get("options", {}), dict):
         raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: 'options' must be a mapping, got {config['options']!r}; the file is damaged")
