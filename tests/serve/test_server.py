@@ -201,3 +201,96 @@ def test_conditional_models_decode_the_chosen_label_and_bad_models_are_refused()
     vectors = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=2, condition_dim=4, arch="mlp", hidden_dims=(8,))
     with pytest.raises(ConfigError, match="conditioned on vectors"):
         Explorer(vectors, torch.zeros(5, 2), x)
+
+
+@pytest.fixture(scope="module")
+def small_explorer():
+    """An explorer over an untrained conditional model (latent_dim 3, 8×8 grey): no training needed."""
+    import vaekit
+    from vaekit.serve import Explorer
+
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(1, 8, 8), latent_dim=3, num_classes=3, hidden_dims=(16,))
+    x, y = torch.rand(20, 1, 8, 8), torch.arange(20) % 3
+    return Explorer(model, model.transform(x, y), x, y)
+
+
+@pytest.fixture(scope="module")
+def small_url(small_explorer):
+    import threading
+
+    server = make_server(small_explorer, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,                     # nested too deep for the JSON parser
+    b'{"u": 1' + b"0" * 400 + b', "v": 0}',              # an integer beyond float's range
+    b'{"u": 0, "v": 0, "label": Infinity}',              # a label that is no integer
+    b'{"u": 0, "v": 0, "label": 1e400}',
+    b'{"u": 0, "v": 0, "label": NaN}',
+    b'{"u": 1e308, "v": -1e308}',                        # finite, but no float32 code: the decoder gives NaN
+    b'{"u": 0, "v": 0, "rest": [1e300]}',
+])
+def test_hostile_decode_requests_get_a_400_naming_the_problem(small_url, body):
+    """Never a 500: each is a 400 whose message says what is wrong, and the server keeps answering."""
+    status, headers, answer = _post(small_url + "/api/decode", body)
+    error = json.loads(answer)["error"]
+    assert status == 400 and headers["Content-Type"] == "application/json", error
+    assert any(word in error for word in ("must be JSON", "finite number", "label must be a class", "too far")), error
+    assert _get(small_url + "/api/info")[0] == 200
+
+
+def test_other_methods_and_malformed_requests_get_json_errors(small_url):
+    """PUT/DELETE are a JSON 405 naming GET and POST; a garbled request line a JSON 400, not the stdlib's HTML."""
+    request = urllib.request.Request(small_url + "/api/decode", data=b"{}", method="PUT")
+    status, headers, body = _get(request)
+    assert status == 405 and headers["Allow"] == "GET, POST" and "use GET or POST" in json.loads(body)["error"]
+    host, port = small_url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert json.loads(answer[answer.index(b"{"):])["error"].startswith("Bad request syntax")
+    assert _get(small_url + "/api/info")[0] == 200
+
+
+def test_example_indices_that_are_not_plain_ascii_digits_are_a_clear_400(small_explorer):
+    """'²' is a digit to str.isdigit but no index; 5000 digits exceed Python's int parsing limit."""
+    from vaekit.errors import DataError
+
+    for index in ("\u00b2", "9" * 5000):
+        with pytest.raises(DataError, match=r"example must be an example index in 0\.\.19"):
+            small_explorer.example(index)
+
+
+def test_a_16_bit_grey_png_is_read_as_a_fraction_of_65535(small_explorer):
+    """Pillow's convert("L") clips 16-bit values at 255 (nearly all white); the upload must scale them instead."""
+    values = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    upload = io.BytesIO()
+    Image.fromarray(values).save(upload, format="PNG")
+    np.testing.assert_allclose(small_explorer._read_image(upload.getvalue()), values / 65535.0, atol=1e-6)
+
+
+def test_a_huge_image_is_refused_by_its_size_before_decoding(small_explorer):
+    """The size in the header decides, before any pixel is decoded: a bomb-sized image is "too many pixels",
+    a 9000×9000 one is named by its size (neither is "not an image")."""
+    import struct
+    import zlib
+
+    from vaekit.errors import DataError
+
+    small = io.BytesIO()
+    Image.new("L", (8, 8)).save(small, format="PNG")
+    for side, match in ((20000, "far too many pixels.*resize it to 8×8"), (9000, "9000×9000 pixels.*resize it to 8×8")):
+        png = bytearray(small.getvalue())  # the same file with the header's width and height changed (and its CRC)
+        ihdr = png[12:29]
+        ihdr[4:12] = struct.pack(">II", side, side)
+        png[12:29] = ihdr
+        png[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+        with pytest.raises(DataError, match=match):
+            small_explorer._read_image(bytes(png))

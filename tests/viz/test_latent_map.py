@@ -165,3 +165,12 @@ def test_manifold_range_is_three_with_a_prior_and_the_codes_extent_without():
     assert manifold_range(tiny()) == 3.0
     codes = torch.linspace(-1.2, 1.2, 101).reshape(-1, 1).repeat(1, 2)
     assert manifold_range(tiny("ae"), codes) == 1.5  # 99th percentile of |z| = 1.18..., rounded up to 0.5
+
+
+def test_text_labels_are_classes_in_a_legend(tmp_path, saved_figures):
+    """Class names given per point (strings) get a legend entry each, not a crash converting them to numbers."""
+    points = np.random.default_rng(0).normal(size=(6, 2))
+    plot_latent_map(points, ["dog", "cat", "dog", "owl", "cat", "owl"], tmp_path / "map.png", "codes")
+    assert saved_figures[-1][0]["legend"] == ["cat", "dog", "owl"]
+    with pytest.raises(DataError, match="too many for a legend.*integer class indices"):
+        plot_latent_map(np.zeros((30, 2)), [f"c{i}" for i in range(30)], tmp_path / "many.png", "codes")

@@ -43,3 +43,17 @@ def test_bad_dimensions_and_ranges_are_refused():
         traversal_values(0.0)
     with pytest.raises(ConfigError, match="positive number of steps"):
         traversal_values(1.0, 0)
+
+
+def test_dimensions_given_as_a_numpy_array_or_tensor_are_swept():
+    """An array of indices (e.g. from argsort) is as good as a list, even a single index 0."""
+    import numpy as np
+
+    model = vaekit.create("vae", input_shape=(1, 4, 4), latent_dim=3, arch="mlp", hidden_dims=(8,)).eval()
+    code = torch.zeros(3)
+    values = traversal_values(1.0, 3)
+    expected = traversal_rows(model, code, [0, 2], values)
+    for dims in (np.array([0, 2]), torch.tensor([0, 2])):
+        for got, want in zip(traversal_rows(model, code, dims, values), expected, strict=True):
+            torch.testing.assert_close(got, want)
+    assert len(traversal_rows(model, code, np.array([0]), values)) == 1

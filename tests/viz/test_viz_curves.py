@@ -244,3 +244,13 @@ def test_viz_imports_only_errors_and_io_from_vaekit():
                 assert not name.startswith("matplotlib.pyplot"), f"{source.name} imports pyplot"
                 if name == "vaekit" or name.startswith("vaekit."):
                     assert name in allowed or name.startswith("vaekit.viz"), f"{source.name} imports {name}"
+
+
+def test_marginals_with_the_wrong_number_of_feature_names_say_so(tmp_path):
+    """Too few names is a DataError naming both counts, not an IndexError from inside the plot."""
+    from vaekit.viz import plot_marginals
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(DataError, match="1 feature names for 3 features"):
+        plot_marginals(x, x, tmp_path / "m.png", names=["a"])
+    assert not (tmp_path / "m.png").exists()

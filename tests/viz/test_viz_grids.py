@@ -231,3 +231,11 @@ def test_row_labels_never_draw_missing_glyph_boxes(tmp_path):
     arrow = np.asarray(Image.open(save_image_rows(rows, tmp_path / "arrow.png", labels=["0→1"])))
     ascii_ = np.asarray(Image.open(save_image_rows(rows, tmp_path / "ascii.png", labels=["0->1"])))
     assert np.array_equal(arrow, ascii_)  # the arrow is drawn as "->", not as a box
+
+
+def test_a_wrong_channel_count_names_the_shape_as_given_and_the_fix(tmp_path):
+    """The error shows the caller's shape (not the upscaled one) and spots channels-last arrays."""
+    with pytest.raises(DataError, match=r"\(2, 8, 8, 3\).*permute\(0, 3, 1, 2\)"):
+        save_image_grid(np.random.default_rng(0).random((2, 8, 8, 3)), tmp_path / "g.png")
+    with pytest.raises(DataError, match=r"2 channels \(shape \(2, 2, 8, 8\)"):
+        save_image_rows([torch.rand(2, 2, 8, 8)], tmp_path / "r.png")

@@ -18,9 +18,9 @@ library's ``ThreadingHTTPServer`` on 127.0.0.1:
                             coordinates and reconstruction, or 400 ``{"error": ...}``
 ==========================  =========================================================================
 
-Every error answer is JSON ``{"error": "one line"}`` with status 400 (bad request), 404 or
-413 (too large); the server keeps serving. Decoding runs under ``torch.inference_mode()``
-behind a lock (one model, many request threads).
+Every error answer is JSON ``{"error": "one line"}`` with status 400 (bad request), 404, 405
+(a method other than GET and POST) or 413 (too large); the server keeps serving. Decoding runs
+under ``torch.inference_mode()`` behind a lock (one model, many request threads).
 """
 
 from __future__ import annotations
@@ -123,7 +123,9 @@ class Explorer:
             return None
         if label is None:
             label = 0
-        if isinstance(label, bool) or not isinstance(label, (int, float)) or int(label) != label or not 0 <= label < self.num_classes:
+        if isinstance(label, float) and label.is_integer():  # 2.0 is class 2; NaN and ±inf are not integers
+            label = int(label)
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < self.num_classes:
             raise DataError(f"label must be a class in 0..{self.num_classes - 1}, got {label!r}")
         return torch.full((n,), int(label), dtype=torch.long)
 
@@ -139,7 +141,11 @@ class Explorer:
     def _decode(self, z: torch.Tensor, label: Any = None) -> torch.Tensor:
         y = self._labels(label, z.shape[0])
         with self.lock, torch.inference_mode():
-            return self.model.decode(z.to(self.model.device, torch.float32), y).mean.cpu()
+            mean = self.model.decode(z.to(self.model.device, torch.float32), y).mean.cpu()
+        if not torch.isfinite(mean).all():
+            raise DataError("the decoder gives NaN or infinite values at this point, which is too far from the codes "
+                            "(beyond float32's range, or where the network overflows): choose coordinates within the sliders' ranges")
+        return mean
 
     # -- the API ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -209,19 +215,28 @@ class Explorer:
             raise DataError("the upload is empty: drop a PNG or JPEG image file")
         try:
             image = Image.open(io.BytesIO(data))
-            image.load()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except Image.DecompressionBombError:
+            raise DataError(f"the image has far too many pixels and this model takes {w}×{h}: resize it to {w}×{h}") from None
+        except (UnidentifiedImageError, OSError, ValueError):
             raise DataError("the file is not an image Pillow can read: drop a PNG or JPEG image file") from None
-        if image.size != (w, h):
+        if image.size != (w, h):  # checked from the header, before any pixel is decoded
             raise DataError(f"the image is {image.size[0]}×{image.size[1]} pixels and this model takes {w}×{h}: resize it to {w}×{h}")
-        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F"):
+        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
             raise DataError(f"the image has pixel mode {image.mode}; give a grey or RGB image")
-        array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+        try:
+            image.load()
+        except (OSError, ValueError):
+            raise DataError("the file is not an image Pillow can read: drop a PNG or JPEG image file") from None
+        if image.mode.startswith("I;16"):  # 16-bit grey: 65535 is white (Pillow's convert would clip at 255)
+            grey = np.asarray(image, dtype=np.float32) / 65535.0
+            array = grey if channels == 1 else np.repeat(grey[:, :, None], 3, axis=2)
+        else:
+            array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
         return array.transpose(2, 0, 1).copy() if channels == 3 else array
 
     def _index(self, i: Any, what: str) -> int:
         n = int(self.coords.shape[0])
-        if isinstance(i, str) and i.isdigit():
+        if isinstance(i, str) and i.isascii() and i.isdigit() and len(i) <= 18:
             i = int(i)
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
             raise DataError(f"{what} must be an example index in 0..{n - 1}, got {i!r}")
@@ -229,9 +244,14 @@ class Explorer:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    raise DataError(f"{what} must be a finite number, got {value!r}")
 
 
 def _numbers(values: Any, what: str) -> list[float] | None:
@@ -268,6 +288,26 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         except Exception as e:  # noqa: BLE001 — one bad request must not stop the server
             self._json({"error": f"internal error: {type(e).__name__}: {e}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own error answers (a malformed request line, a method other than GET or POST,
+        a URL too long) as JSON ``{"error": ...}`` like every other error; an unsupported method gets 405."""
+        headers = {"Connection": "close"}
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # http.server's answer to a method with no do_<METHOD>
+            code, headers["Allow"] = HTTPStatus.METHOD_NOT_ALLOWED, "GET, POST"
+            message = f"method {self.command} is not served here: use GET or POST"
+        self.close_connection = True
+        text = message or self.responses.get(code, (f"error {code}",))[0]
+        body = b"" if self.command == "HEAD" else json.dumps({"error": text}).encode()
+        self.log_error("code %d, message %s", code, text)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
 
     def _get(self, path: str) -> None:
         explorer = self.server.explorer
@@ -339,7 +379,7 @@ class _HttpError(Exception):
 def _json_body(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body.decode("utf-8") or "null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # not JSON, an integer of thousands of digits, or nested too deep
         raise DataError("the request body must be JSON like {\"u\": 0.5, \"v\": -1.0}") from None
     if not isinstance(value, dict):
         raise DataError("the request body must be a JSON object like {\"u\": 0.5, \"v\": -1.0}")

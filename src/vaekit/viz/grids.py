@@ -85,11 +85,7 @@ def image_grid(
     """
     imgs = to_images(images).numpy()
     n, c, h, w = imgs.shape
-    if c not in (1, 3):
-        raise DataError(
-            f"image_grid draws 1-channel (grey) or 3-channel (RGB) images, got {c} channels "
-            f"(shape {tuple(imgs.shape)}); select channels or pass input_shape to to_images"
-        )
+    _require_grey_or_rgb(imgs.shape)
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ConfigError(f"padding must be a non-negative integer, got {padding!r}")
     if not 0.0 <= float(pad_value) <= 1.0:
@@ -132,6 +128,7 @@ def save_image_grid(
         PosixPath('runs/samples.png')
     """
     imgs = to_images(images, input_shape)
+    _require_grey_or_rgb(imgs.shape)  # before upscaling, so an error names the shape as given
     imgs = _upscale(imgs, _resolve_scale(scale, imgs))
     return write_png(image_grid(imgs, nrow=nrow, padding=padding, pad_value=pad_value), path)
 
@@ -181,6 +178,7 @@ def save_image_rows(
     elif len(channels) > 1:
         raise DataError(f"rows have different channel counts {sorted(channels)}; cannot stack them")
     imgs = _scale_to_unit(torch.cat(batches))
+    _require_grey_or_rgb(imgs.shape)
     s = _resolve_scale(scale, imgs)
     grid = image_grid(_upscale(imgs, s), nrow=n, padding=padding, pad_value=1.0)
     if labels is not None:
@@ -272,6 +270,18 @@ def _scale_to_unit(t: torch.Tensor) -> torch.Tensor:
     if lo < 0 or hi > 1:
         t = (t - lo) / (hi - lo) if hi > lo else t.clamp(0.0, 1.0)
     return t.contiguous()
+
+
+def _require_grey_or_rgb(shape: Sequence[int]) -> None:
+    """Refuse an ``(N, C, H, W)`` batch whose C is neither 1 (grey) nor 3 (RGB), naming the fix."""
+    c = shape[1]
+    if c in (1, 3):
+        return
+    hint = "select channels or pass input_shape (C, H, W)"
+    if shape[-1] in (1, 3):
+        hint = "this looks channels-last (N, H, W, C): pass x.permute(0, 3, 1, 2) (numpy: x.transpose(0, 3, 1, 2))"
+    raise DataError(f"image grids draw 1-channel (grey) or 3-channel (RGB) images, got {c} channels "
+                    f"(shape {tuple(shape)} read as (N, C, H, W)); {hint}")
 
 
 def _resolve_scale(scale: int | None, imgs: torch.Tensor) -> int:

@@ -203,8 +203,9 @@ def plot_latent_map(
     """Scatter ``points`` ``(N, 2)`` coloured by ``labels``; saves a PNG and returns ``Path(path)``.
 
     Integer labels with at most :data:`MAX_LEGEND_CLASSES` distinct values get one colour
-    per class and a legend (``class_names[k]`` names label k when given); other labels
-    (many classes, real values) a viridis colour bar. Without labels every point has one
+    per class and a legend (``class_names[k]`` names label k when given), as do text labels
+    (each its own name; more than :data:`MAX_LEGEND_CLASSES` of them raise DataError); other
+    labels (many classes, real values) a viridis colour bar. Without labels every point has one
     colour and the title says so. ``axis_names`` label the axes (see :func:`map_axis_names`).
 
     Example:
@@ -221,7 +222,11 @@ def plot_latent_map(
     fig, axes = new_figure(figsize=(6.4, 5.0))
     ax = axes[0, 0]
     integer = values is not None and (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.bool_))
-    classes = np.unique(values) if integer else None
+    named = values is not None and values.dtype.kind in "US"  # class names as strings: classes, never a colour bar
+    if named and len(np.unique(values)) > MAX_LEGEND_CLASSES:
+        raise DataError(f"{len(np.unique(values))} distinct text labels are too many for a legend (at most {MAX_LEGEND_CLASSES}); "
+                        "give integer class indices (a colour bar) or fewer classes")
+    classes = np.unique(values) if integer or named else None
     if values is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.7, color="C0", linewidths=0)
         title = f"{title} (no labels: one colour)"
@@ -232,7 +237,7 @@ def plot_latent_map(
         colours = matplotlib.colormaps[cmap]
         for i, k in enumerate(classes):
             mask = values == k
-            name = str(class_names[int(k)]) if class_names is not None and 0 <= int(k) < len(class_names) else str(k)
+            name = str(class_names[int(k)]) if integer and class_names is not None and 0 <= int(k) < len(class_names) else str(k)
             ax.scatter(xy[mask, 0], xy[mask, 1], s=size, alpha=0.7, color=colours(i % colours.N), linewidths=0, label=name)
         ax.legend(title="label", loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=max(1.0, 30.0 / size) ** 0.5,
                   fontsize=8, frameon=False)

@@ -42,6 +42,8 @@ def plot_marginals(
 ) -> Path:
     """One panel per feature (the first :data:`MAX_MARGINALS`): the data's histogram and the samples', as densities.
 
+    ``names`` (one per feature) title the panels; by default "feature j".
+
     Example:
         >>> plot_marginals(x_test, model.sample(1000), "marginals.png")  # doctest: +SKIP
         PosixPath('marginals.png')
@@ -51,6 +53,8 @@ def plot_marginals(
         raise DataError(f"data has {real.shape[1]} features but samples have {fake.shape[1]}")
     shown = min(real.shape[1], MAX_MARGINALS)
     names = list(names) if names is not None else [f"feature {j}" for j in range(real.shape[1])]
+    if len(names) != real.shape[1]:
+        raise DataError(f"{len(names)} feature names for {real.shape[1]} features; give one name per feature")
     cols = min(4, shown)
     rows = math.ceil(shown / cols)
     fig, axes = new_figure(rows, cols, figsize=(3.2 * cols, 2.4 * rows))

@@ -45,7 +45,8 @@ def traversal_rows(
     Arguments:
         model: a vaekit model with a decoder.
         code: the starting code, shape ``(latent_dim,)`` (e.g. ``model.transform(x[:1])[0]``).
-        dims: the latent dimensions to sweep, each in ``0 .. latent_dim − 1``.
+        dims: the latent dimensions to sweep, each in ``0 .. latent_dim − 1`` (a list, numpy array or tensor),
+            one row each, in this order.
         values: the values each swept coordinate takes, shape ``(steps,)``
             (see :func:`traversal_values`).
         y: for a conditional model, the example's condition, shape ``(1,)`` for a label or
@@ -61,8 +62,9 @@ def traversal_rows(
         >>> save_image_rows(rows, "traverse.png", labels=["z0", "z1"])  # doctest: +SKIP
     """
     latent_dim = int(model.latent_dim)
-    if any(not 0 <= int(d) < latent_dim for d in dims):
-        raise ConfigError(f"traversal dimensions must lie in 0..{latent_dim - 1}, got {list(dims)}")
+    dims = [int(d) for d in dims]  # a list, numpy array or tensor of indices
+    if any(not 0 <= d < latent_dim for d in dims):
+        raise ConfigError(f"traversal dimensions must lie in 0..{latent_dim - 1}, got {dims}")
     if not dims:
         raise ConfigError("give at least one latent dimension to traverse")
     values = torch.as_tensor(values, dtype=code.dtype, device=code.device)
@@ -71,6 +73,6 @@ def traversal_rows(
     rows = []
     for d in dims:
         z = code.repeat(steps, 1)
-        z[:, int(d)] = values
+        z[:, d] = values
         rows.append(model.decode(z, condition).mean.cpu())
     return rows
