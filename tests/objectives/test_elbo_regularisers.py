@@ -66,3 +66,18 @@ def test_capacity_options_are_checked():
     for args in ((0.0, 10), (5.0, -1), (5.0, 10, -1.0)):
         with pytest.raises(ConfigError):
             KLCapacity(*args)
+
+
+@pytest.mark.parametrize("option", ["beta", "warmup_steps"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_kl_weight_or_warmup_that_is_not_a_finite_number_is_refused(option, value):
+    """NaN passed the old ``< 0`` check and made every loss NaN (or silently turned warm-up off)."""
+    with pytest.raises(ConfigError, match=f"{option} must be ≥ 0 and finite"):
+        ELBO(**{option: value})
+
+
+@pytest.mark.parametrize("args", [(float("nan"), 10), (float("inf"), 10), (5.0, 10, float("nan")), (5.0, 10, float("inf"))])
+def test_a_capacity_or_gamma_that_is_not_a_finite_number_is_refused(args):
+    """NaN γ (or an infinite C_max or γ) made the capacity penalty NaN or inf instead of an error."""
+    with pytest.raises(ConfigError, match="must be"):
+        KLCapacity(*args)

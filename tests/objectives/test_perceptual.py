@@ -121,3 +121,25 @@ def test_the_network_follows_the_data_dtype():
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
     value = cost.perceptual(x, x * 0.9)
     assert value.dtype == torch.float64 and net.conv.weight.dtype == torch.float64
+
+
+def test_a_feature_layer_of_one_value_per_example_is_its_squared_difference():
+    """A network returning shape (B,) (a score per example) passes the contract, so the cost takes it."""
+    torch.manual_seed(2)
+
+    class Score(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.fc(x).squeeze(-1)
+
+    net = Score()
+    assert feature_shapes(net, (4,)) == [()]
+    x, mean = torch.randn(3, 4), torch.randn(3, 4)
+    px = Independent(Normal(mean, 1.0), 1)
+    with torch.no_grad():
+        feature = (net.fc(x) - net.fc(mean)).squeeze(-1).pow(2)
+    pixel = -Normal(mean, 1.0).log_prob(x).sum(1)
+    torch.testing.assert_close(FeatureReconstruction(net, weight=0.5)(px, x), pixel + 0.5 * feature)

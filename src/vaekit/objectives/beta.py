@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -47,12 +48,12 @@ class KLCapacity:
     """
 
     def __init__(self, capacity: float, capacity_steps: int, gamma: float = 1000.0):
-        if not capacity > 0:
-            raise ConfigError(f"capacity must be > 0 nats (0 or None turns it off), got {capacity}")
+        if not 0 < capacity < math.inf:
+            raise ConfigError(f"capacity must be > 0 nats and finite (0 or None turns it off), got {capacity}")
         if capacity_steps < 0:
             raise ConfigError(f"capacity_steps must be ≥ 0, got {capacity_steps}")
-        if gamma < 0:
-            raise ConfigError(f"gamma must be ≥ 0, got {gamma}")
+        if not 0 <= gamma < math.inf:
+            raise ConfigError(f"gamma must be ≥ 0 and finite, got {gamma}")
         self.capacity, self.capacity_steps, self.gamma = float(capacity), int(capacity_steps), float(gamma)
 
     def __call__(self, model: "LatentVariableModel", sample: PosteriorSample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

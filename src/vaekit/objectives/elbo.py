@@ -88,10 +88,10 @@ class ELBO:
         free_bits: float = 0.0,
         reconstruction: Reconstruction | None = None,
     ):
-        if beta < 0:
-            raise ConfigError(f"beta must be ≥ 0, got {beta}")
-        if warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be ≥ 0, got {warmup_steps}")
+        if not 0 <= beta < math.inf:
+            raise ConfigError(f"beta must be ≥ 0 and finite, got {beta}")
+        if not 0 <= warmup_steps < math.inf:
+            raise ConfigError(f"warmup_steps must be ≥ 0 and finite, got {warmup_steps}")
         if not 0 <= free_bits < math.inf:
             raise ConfigError(f"free_bits must be a finite number ≥ 0 (nats per latent dimension; 0: off), got {free_bits}")
         self.beta, self.warmup_steps, self.free_bits = beta, warmup_steps, free_bits

@@ -60,12 +60,14 @@ def feature_shapes(network: nn.Module, input_shape: Sequence[int]) -> list[tuple
 
 
 def feature_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], layer_weights: Sequence[float]) -> torch.Tensor:
-    r"""Σ_l w_l ‖a_l − b_l‖² per example, shape (B,): squared differences summed over each layer's values."""
+    r"""Σ_l w_l ‖a_l − b_l‖² per example, shape (B,): squared differences summed over each layer's values
+    (a layer of shape (B,), one value per example, is its squared difference)."""
     if not len(a) == len(b) == len(layer_weights):
         raise ConfigError(f"need one layer weight per feature layer: {len(a)} and {len(b)} layers, {len(layer_weights)} weights")
     total = 0
     for w, fa, fb in zip(layer_weights, a, b):
-        total = total + w * (fa - fb).pow(2).flatten(1).sum(1)
+        squared = (fa - fb).pow(2)
+        total = total + w * (squared.flatten(1).sum(1) if squared.dim() > 1 else squared)
     return total
 
 
