@@ -221,6 +221,18 @@ def test_batch_loader_with_workers_yields_the_same_batches(tmp_path):
     assert batch_loader(open_file_dataset(tmp_path / "img"), batches[:1]).num_workers == max(0, min(4, cpus - 1))
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batch_loader_leaves_the_global_random_state_alone(tmp_path, workers):
+    """Iterating a loader draws nothing from torch's global RNG, so a streamed run's noise is the in-memory run's."""
+    np.save(tmp_path / "x.npy", np.zeros((10, 3), np.float32))
+    data = open_file_dataset(tmp_path / "x.npy")
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert len(list(batch_loader(data, [torch.tensor([0, 1]), torch.tensor([2])], num_workers=workers))) == 2
+    assert torch.equal(torch.rand(4), expected)
+
+
 # ---------------------------------------------------------------- memory
 
 

@@ -64,7 +64,8 @@ def make_plan(
         classifier: the feature classifier run folder for sample quality (fashion-mnist).
         data_dir: where the Fashion-MNIST IDX files are.
 
-    Raises a one-line ``ConfigError`` naming the problem and the fix for anything wrong.
+    Raises a one-line ``ConfigError`` naming the problem and the fix for anything wrong (a
+    Fashion-MNIST suite's ``train_size``/``test_size`` above the 60 000/10 000 images the set has, too).
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
@@ -86,7 +87,12 @@ def make_plan(
     if spec.needs_fashion_mnist:
         from vaekit.data import load_fashion_mnist
 
-        load_fashion_mnist("test", data_dir)  # missing or broken files: a one-line DataError naming the folder and the fix
+        test = load_fashion_mnist("test", data_dir)  # missing or broken files: a one-line DataError naming the folder and the fix
+        # more images than the set holds would be cut silently while the table's header claims the number asked for
+        for name, split, limit in (("train_size", "training", 60_000), ("test_size", "test", len(test))):
+            value = getattr(budget, name)
+            if value is not None and value > limit:
+                raise ConfigError(f"{name} {value} is more than the {limit} Fashion-MNIST {split} images; give at most {limit}")
     if classifier is not None:
         if suite != "fashion-mnist":
             raise ConfigError(f"--classifier scores samples in the fashion-mnist suite; suite {suite} takes none, drop it")

@@ -734,7 +734,9 @@ def batch_loader(
         prefetch_factor: batches each worker reads ahead (ignored without workers).
 
     Make one loader per epoch (workers are not kept between epochs). Each worker maps the
-    file for itself on its first read.
+    file for itself on its first read. The loader leaves torch's global random state alone
+    (it draws its worker seed from a generator of its own): reading batches does not shift
+    the noise a training step draws, as reading from memory does not.
     """
     if num_workers is None:
         num_workers = default_workers(dataset)
@@ -749,4 +751,5 @@ def batch_loader(
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         persistent_workers=False,
         worker_init_fn=_map_again if num_workers > 0 else None,
+        generator=torch.Generator(),  # not the global RNG: iterating would consume a draw from it
     )
