@@ -85,3 +85,15 @@ def test_an_empty_index_list_selects_no_examples():
     for index in ([], np.array([])):
         empty = data[index]
         assert len(empty) == 0 and empty.input_shape == (3,) and empty.y.shape == (0,)
+
+
+def test_slices_with_negative_steps_select_as_python_does():
+    """data[::-1], data[5:1:-2] and data[-1::-3] give the examples (and labels) Python's slicing of the positions gives."""
+    from vaekit.data import Dataset
+
+    x, y = torch.arange(8.0).reshape(8, 1), torch.arange(8)
+    data = Dataset(x, y)
+    for key in (slice(None, None, -1), slice(5, 1, -2), slice(-1, None, -3), slice(2, 5, -1)):
+        expected = list(range(8))[key]
+        got = data[key]
+        assert got.y.tolist() == expected and got.x[:, 0].tolist() == [float(i) for i in expected]

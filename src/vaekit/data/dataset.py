@@ -74,12 +74,16 @@ class Dataset:
         return max(k, len(self.classes)) if self.classes is not None else k
 
     def __getitem__(self, index: Any) -> "Dataset":
-        """The subset selected by ``index``: a slice, an index tensor/list/array, or a boolean mask.
+        """The subset selected by ``index``: a slice (negative steps too, as in Python), an index
+        tensor/list/array, or a boolean mask.
 
         An integer ``i`` gives the one-example subset ``self[i:i+1]`` (``IndexError`` when
         out of range), so every result is a ``Dataset``.
         """
         index = position_as_slice(index, len(self))
+        if isinstance(index, slice) and index.step is not None and index.step < 0:  # torch slices only forwards
+            positions = range(len(self))[index]
+            index = positions.start + positions.step * torch.arange(len(positions), dtype=torch.long)
         if not isinstance(index, (slice, torch.Tensor)):
             index = torch.as_tensor(index)
             if index.numel() == 0 and index.is_floating_point():  # [] becomes a float tensor: select nothing
