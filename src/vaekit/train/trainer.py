@@ -344,8 +344,10 @@ def fit(
         train, val: a tensor or array (B, *input_shape), an ``(x, y)`` tuple, a ``vaekit.data.Dataset``,
             or a ``vaekit.data.FileDataset`` (``open_file_dataset``: a memory-mapped ``.npy``/``.npz``
             or an image folder read lazily) for data larger than memory: checked in one chunked
-            pass, then read batch by batch through a DataLoader, with the same permutation,
-            binarisation (``binarize_rows`` for "static") and resume semantics.
+            pass, then read batch by batch through a DataLoader, with the same permutation, the
+            same binarisation rules (``binarize_rows`` for "static": each pixel kept with its
+            value's probability, drawn from other random numbers than in memory, so the two paths
+            agree in distribution, not bit for bit) and resume semantics.
         epochs, batch_size, lr, weight_decay: the optimisation budget (Adam).
         out_dir: run folder. Gets ``config.json`` + ``model.safetensors`` (the best model so
             far, what ``vaekit.load(out_dir)`` returns), ``checkpoint.safetensors`` (the last
