@@ -79,3 +79,21 @@ def test_evaluate_over_several_batches_with_a_flow_posterior():
     metrics = vaekit.evaluate(model, torch.rand(10, 6), batch_size=4, nll_samples=5)
     assert metrics["kl_per_dimension"] is None  # a flow has no per-coordinate KL
     assert math.isfinite(metrics["elbo"]) and metrics["num_examples"] == 10
+
+
+def test_evaluate_takes_labels_as_numpy_arrays_or_lists_and_counts_them():
+    """A conditional model's labels as a numpy array or a list give the tensor result; a count other than x's is a DataError."""
+    import numpy as np
+
+    from vaekit.errors import DataError
+
+    torch.manual_seed(0)
+    model = vaekit.create("vae", input_shape=(4,), latent_dim=2, hidden_dims=(8,), num_classes=3, likelihood="gaussian")
+    x, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 2, 1, 0])
+    results = []
+    for labels in (y, y.numpy(), y.tolist()):
+        torch.manual_seed(1)
+        results.append(vaekit.evaluate(model, x, y=labels, nll_samples=0))
+    assert results[0] == results[1] == results[2]
+    with pytest.raises(DataError, match="one label or vector per example"):
+        vaekit.evaluate(model, x, y=np.array([0, 1]), nll_samples=0)

@@ -16,7 +16,7 @@ import vaekit
 from vaekit.distributions import BernoulliLikelihood, DiscretizedLogisticLikelihood, GaussianLikelihood
 from vaekit.distributions.likelihoods import bernoulli_log_prob, log_prob_repeated, normal_log_prob
 from vaekit.distributions.posteriors import diagonal_gaussian
-from vaekit.errors import ConfigError
+from vaekit.errors import ConfigError, DataError
 from vaekit.eval import likelihood as likelihood_module
 from vaekit.objectives import importance, log_importance_weights
 
@@ -311,3 +311,17 @@ def test_precision_and_batch_size_are_checked():
     with pytest.raises(ConfigError, match="own precision"):
         vaekit.log_likelihood(auxiliary, x, 5, precision="bf16")
     assert log_importance_weights(model, x, 4, decoder_dtype=torch.bfloat16).dtype == torch.float32
+
+
+def test_labels_as_numpy_arrays_or_lists_give_the_tensor_result_and_must_match_x():
+    """y is taken as encode takes it (numpy, lists); one label per example, no more, no fewer."""
+    model = small_model("bernoulli", "diagonal", num_classes=3)
+    x, y = data_for("bernoulli", 4), torch.tensor([0, 2, 1, 2])
+    torch.manual_seed(6)
+    expected = vaekit.log_likelihood(model, x, 5, y=y, batch_size=3)
+    for labels in (y.numpy(), y.tolist()):
+        torch.manual_seed(6)
+        torch.testing.assert_close(vaekit.log_likelihood(model, x, 5, y=labels, batch_size=3), expected, rtol=0, atol=0)
+    for wrong in (torch.tensor([0, 2, 1, 2, 0]), torch.tensor(1)):
+        with pytest.raises(DataError, match="one label or vector per example"):
+            vaekit.log_likelihood(model, x, 5, y=wrong)

@@ -137,3 +137,35 @@ def test_reported_reconstruction_and_kl_match_their_closed_forms():
     assert abs(float(out["kl"]) - float(kl.mean())) < 0.05
     assert abs(float(out["reconstruction"]) - float(expected_reconstruction.mean())) < 0.1
     torch.testing.assert_close(out["elbo"], -(out["reconstruction"] + out["kl"]))
+
+
+class _LearnedGaussianPrior(torch.nn.Module):
+    """p(z) = N(μ, diag σ²) with learned μ and log σ, starting at N(0, I)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.loc, self.log_scale = torch.nn.Parameter(torch.zeros(d)), torch.nn.Parameter(torch.zeros(d))
+
+    def forward(self):
+        return torch.distributions.Independent(torch.distributions.Normal(self.loc, self.log_scale.exp()), 1)
+
+
+def test_a_learned_prior_at_n01_gets_torchs_gradient_from_the_bound():
+    """A learned Gaussian prior that starts at N(0, I) must still get ∇μ, ∇log σ of log p(z) (the N(0, I) shortcut has none)."""
+    model, *_ = linear_gaussian_model(posterior="diagonal", exact=False)
+    model.prior_module = _LearnedGaussianPrior(2)
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(6))
+    k = 6
+    torch.manual_seed(7)
+    ImportanceWeightedBound(num_samples=k)(model, x)["loss"].backward()
+    got = [p.grad.clone() for p in model.prior_module.parameters()]
+    model.zero_grad()
+    torch.manual_seed(7)  # the same draws: z = μ + σ ε, ε drawn example-major (B, K, D)
+    q = model.encode(x)
+    z = (q.base_dist.loc.unsqueeze(1) + q.base_dist.scale.unsqueeze(1) * torch.randn(3, k, 2)).transpose(0, 1)  # (K, B, D)
+    log_px = model.decode(z.reshape(-1, 2)).log_prob(x.repeat(k, 1)).view(k, 3)
+    log_w = log_px + model.prior().log_prob(z) - q.log_prob(z)
+    (-importance_weighted_bound(log_w).mean()).backward()
+    for g, e in zip(got, (p.grad for p in model.prior_module.parameters())):
+        assert e.abs().sum() > 0
+        torch.testing.assert_close(g, e)

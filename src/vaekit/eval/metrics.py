@@ -104,6 +104,10 @@ def evaluate(
         n = x.shape[0]
     if n == 0:
         raise DataError("x holds no examples to evaluate")
+    if y is not None:  # labels or conditioning vectors as numpy arrays or lists too, one per example
+        y = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
+        if y.dim() == 0 or y.shape[0] != n:
+            raise DataError(f"y has shape {tuple(y.shape)} but x has {n} examples: give one label or vector per example")
     was_training = model.training
     model.eval()
     variational = has_likelihood(model)

@@ -153,7 +153,8 @@ def _prior_log_prob(model: "LatentVariableModel", z: torch.Tensor) -> torch.Tens
     if not _is_diagonal_gaussian(p, batch_dims=0):
         return p.log_prob(z.transpose(0, 1)).t()
     loc, scale = p.base_dist.loc, p.base_dist.scale
-    standard = not torch.count_nonzero(loc) and bool(torch.all(scale == 1))
+    learned = torch.is_grad_enabled() and (loc.requires_grad or scale.requires_grad)  # z alone would drop their gradients
+    standard = not learned and not torch.count_nonzero(loc) and bool(torch.all(scale == 1))
     distance = torch.linalg.vector_norm(z if standard else (z - loc) / scale, dim=-1)
     return -0.5 * distance.square() - (scale.log().sum(-1) + z.shape[-1] * HALF_LOG_2PI)
 
