@@ -22,15 +22,14 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vaekit._checks import is_finite_number, is_whole_number
 from vaekit.distributions.pixelcnn import GatedPixelCNN
 from vaekit.errors import ConfigError, DataError
 from vaekit.models.model import LatentVariableModel
@@ -107,28 +106,23 @@ def _check_run_folder(model: VectorQuantizedModel, out_dir: Path) -> None:
                           "(model.save(out_dir)) or fit the prior without out_dir")
 
 
-def _is_number(value: Any) -> bool:
-    """A finite real number (not a bool): a Python or NumPy int or float."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
-
-
 def _check_budget(epochs: int, batch_size: int, lr: float, channels: int) -> None:
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("channels", channels)):
-        if not _is_number(value) or int(value) != value or value < 1:
+        if not is_whole_number(value) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if not _is_number(lr) or not lr > 0:
+    if not is_finite_number(lr) or not lr > 0:
         raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
 
 
 def _layers_for(grid_shape: tuple[int, int], layers: int | None, kernel_size: int) -> int:
     """``layers``, checked to cover the grid; None: max(6, the fewest that do)."""
     h, w = grid_shape
-    if not _is_number(kernel_size) or int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+    if not is_whole_number(kernel_size) or kernel_size < 3 or kernel_size % 2 == 0:
         raise ConfigError(f"kernel_size must be an odd integer ≥ 3, got {kernel_size}")
     needed = max(1, -(-(max(h, w) - 1) // (kernel_size // 2)))
     if layers is None:
         return max(6, needed)
-    if not _is_number(layers) or int(layers) != layers or layers < needed:
+    if not is_whole_number(layers) or layers < needed:
         raise ConfigError(f"layers must be an integer ≥ {needed} for a {h}×{w} code grid with kernel_size={kernel_size} "
                           f"(the receptive field must cover every earlier code), got {layers}")
     return int(layers)

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+from vaekit._checks import is_finite_number, is_whole_number
 from vaekit._device import resolve_device
 from vaekit._io import atomic_write_text
 from vaekit.data import Dataset, FileDataset, as_dataset, batch_loader, binarize, binarize_rows, check_data, static_binarize
@@ -131,16 +132,6 @@ class BestState:
     def restore(self) -> None:
         if self.copies is not None:
             self.model.load_state_dict(self.copies)
-
-
-def _is_finite(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_integer(value: Any) -> bool:
-    """Whether ``value`` is a whole number (an int, or a float such as 3.0; not a bool)."""
-    return _is_finite(value) and int(value) == value
 
 
 def check_grad_clip(grad_clip: Any) -> float | None:
@@ -429,15 +420,15 @@ def fit(
         >>> result = vaekit.fit(model, x_train, x_val, epochs=5, out_dir="runs/demo")  # doctest: +SKIP
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("log_every", log_every)):
-        if not _is_integer(value) or value < 1:
+        if not is_whole_number(value) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if not _is_finite(lr) or lr <= 0:
+    if not is_finite_number(lr) or lr <= 0:
         raise ConfigError(f"lr must be a finite number > 0 (e.g. 1e-3), got {lr!r}")
-    if not _is_finite(weight_decay) or weight_decay < 0:
+    if not is_finite_number(weight_decay) or weight_decay < 0:
         raise ConfigError(f"weight_decay must be a finite number ≥ 0 (0: none), got {weight_decay!r}")
-    if not _is_integer(seed):
+    if not is_whole_number(seed):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    if patience is not None and (not _is_integer(patience) or patience < 1):
+    if patience is not None and (not is_whole_number(patience) or patience < 1):
         raise ConfigError(f"patience must be an integer ≥ 1 (epochs without a better validation loss before stopping), or None "
                           f"for no early stopping; got {patience!r}")
     if patience is not None and val is None:
