@@ -8,7 +8,7 @@ from typing import Any, TYPE_CHECKING
 import torch
 
 from vaekit.data import check_data
-from vaekit.errors import ConfigError, DataError
+from vaekit.errors import ConfigError
 from vaekit.objectives import Autoencoding, log_importance_weights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,13 +112,8 @@ def log_likelihood(
         raise ConfigError(f"log_likelihood needs a model trained on a bound of log p(x); {model.config.get('model', 'this model')} is trained "
                           "on a reconstruction cost plus a penalty on q(z) and defines no log p(x): compare it by its reconstruction error")
     x = check_model_input(model, x)
-    if y is not None:
-        try:
-            y = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)  # labels or vectors as numpy arrays or lists, as encode takes them
-        except (TypeError, ValueError, RuntimeError):
-            raise DataError(f"y must be a tensor or an array of labels / vectors, got {type(y).__name__}") from None
-        if y.dim() == 0 or y.shape[0] != x.shape[0]:
-            raise DataError(f"y has shape {tuple(y.shape)} but x has {x.shape[0]} rows: give one label or vector per example")
+    if y is not None:  # labels or vectors as numpy arrays or lists too, as encode takes them
+        y = model.labels_per_example(y, x.shape[0])
     lower = {} if PRECISIONS[precision] is None else {"decoder_dtype": PRECISIONS[precision]}
     batch_size = min(batch_size or examples_per_chunk(num_samples), MAX_CODES_PER_CHUNK)
     was_training = model.training

@@ -105,9 +105,7 @@ def evaluate(
     if n == 0:
         raise DataError("x holds no examples to evaluate")
     if y is not None:  # labels or conditioning vectors as numpy arrays or lists too, one per example
-        y = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
-        if y.dim() == 0 or y.shape[0] != n:
-            raise DataError(f"y has shape {tuple(y.shape)} but x has {n} examples: give one label or vector per example")
+        y = model.labels_per_example(y, n)
     was_training = model.training
     model.eval()
     variational = has_likelihood(model)

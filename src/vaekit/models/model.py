@@ -83,14 +83,7 @@ class LatentVariableModel(nn.Module):
             return None
         if y is None:
             raise ConfigError("this conditional model needs y (labels or a conditioning vector)")
-        if not isinstance(y, torch.Tensor):
-            try:
-                y = torch.as_tensor(y)
-            except (TypeError, ValueError, RuntimeError):
-                raise DataError(f"y must be a tensor or an array of labels / vectors, got {type(y).__name__}") from None
-        y = y.to(self.device)
-        if y.dim() == 0 or y.shape[0] != batch:
-            raise DataError(f"y has shape {tuple(y.shape)} but x has {batch} rows: give one label or vector per example")
+        y = self.labels_per_example(y, batch).to(self.device)
         if self.num_classes:
             if y.dim() != 1:
                 raise DataError(f"labels must be a vector of {batch} class indices, got shape {tuple(y.shape)}")
@@ -130,6 +123,19 @@ class LatentVariableModel(nn.Module):
             raise DataError(f"{name} must hold real numbers, got dtype {value.dtype}")
         first = next(self.parameters())
         return value.to(device=first.device, dtype=first.dtype)
+
+    @staticmethod
+    def labels_per_example(y: Any, batch: int) -> torch.Tensor:
+        """``y`` (class labels or conditioning vectors: a tensor, numpy array or list) as a tensor with one
+        entry per example of a batch of ``batch``, where it already is; a :class:`DataError` otherwise."""
+        if not isinstance(y, torch.Tensor):
+            try:
+                y = torch.as_tensor(y)
+            except (TypeError, ValueError, RuntimeError):
+                raise DataError(f"y must be a tensor or an array of labels / vectors, got {type(y).__name__}") from None
+        if y.dim() == 0 or y.shape[0] != batch:
+            raise DataError(f"y has shape {tuple(y.shape)} but x has {batch} rows: give one label or vector per example")
+        return y
 
     def check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
