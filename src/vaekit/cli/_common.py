@@ -242,11 +242,11 @@ def _run_settings(run: str) -> dict[str, Any]:
     if path.exists():
         try:
             saved = yaml.safe_load(path.read_text()) or {}
+            damage = None if isinstance(saved, dict) else "not a mapping of setting: value"
         except yaml.YAMLError:
-            raise CheckpointError(f"{path} is damaged (not YAML) — restore it, or delete it and give the run's data with --data") from None
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"{path} is damaged (not a mapping of setting: value) — restore it, or delete it and give the "
-                                  "run's data with --data")
+            damage = "not YAML"
+        if damage:
+            raise CheckpointError(f"{path} is damaged ({damage}) — restore it, or delete it and give the run's data with --data")
         settings.update(saved)
     return settings
 
